@@ -1,0 +1,55 @@
+# dsbench: `make install` then `make test` on a fresh machine; `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Official archives (MNIST IDX .gz, CIFAR binary .tar.gz), one folder per dataset; TFDS
+# prepares offline from them too. On this project's machines they are in ../shared/data.
+DSBENCH_DATA ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
+export DSBENCH_DATA
+ARGS   ?=
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export MLFLOW_TRACKING_URI
+
+.PHONY: help install test lint format run run-sweep ui describe clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## create .venv and install the pinned dependencies (requirements.lock) and dsbench
+	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+
+test: lint  ## lint, then the whole test suite (~10 min on 2 cores)
+	$(PY) -m pytest
+
+lint:  ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+run:  ## one training run (defaults: MNIST, convnet, max pool, flatten head); ARGS="key=value ..."
+	$(PY) -m dsbench.train $(ARGS)
+
+run-sweep:  ## every downsample × head × 3 seeds on MNIST as one MLflow sweep; ARGS to override
+	$(PY) -m dsbench.train -m experiments=mnist_downsampling $(ARGS)
+
+describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
+	$(PY) -m dsbench.describe $(ARGS)
+
+ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
+	@echo "MLflow UI: http://$(HOST):$(PORT)  (store: $(MLFLOW_TRACKING_URI))"
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+
+clean:  ## remove Hydra outputs and caches (keeps mlflow.db and results/)
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""Entry-point wrapper: bad input ends with one error line and a non-zero exit.
+
+Hydra prints multi-line reports (and tracebacks for errors inside the app); users of a
+benchmark want one line that says what is wrong and what is allowed. Unexpected errors
+(bugs) keep their traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import OmegaConfBaseException
+
+from dsbench.errors import DsbenchError
+
+EXIT_BAD_INPUT = 2
+
+
+def one_line(e: BaseException) -> str:
+    if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
+        group, _, value = e.missing_cfg_file.rpartition("/")
+        return f"unknown {group or 'config'} {value!r}; choose one of: {', '.join(e.options)}"
+    parts: list[str] = []
+    while e is not None:  # Hydra wraps the useful message (sometimes in an empty one)
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        skip = ("full_key", "object_type", "reference_type", "value:")
+        parts += [ln for ln in lines if not ln.startswith(skip) and ln not in parts]
+        e = e.__cause__
+    return ": ".join(parts) or "invalid configuration"
+
+
+def fail(message: str) -> NoReturn:
+    print(f"dsbench: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so the open MLflow run ends KILLED, not RUNNING forever
+
+
+@contextmanager
+def exit_on_bad_input() -> Iterator[None]:
+    """Wrap a Hydra task's body: bad input exits there, before Hydra reports the job failed.
+
+    SystemExit passes through Hydra's job runner, which would otherwise print its own
+    "Error executing job" line; in a sweep it stops the sweep.
+    """
+    try:
+        yield
+    except DsbenchError as e:
+        fail(str(e))
+
+
+def run_app(app: Callable[[], Any]) -> None:
+    # Composition errors reach us instead of Hydra's multi-line report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    signal.signal(signal.SIGTERM, _sigterm)
+    from dsbench import tracking
+
+    aborted = True
+    try:
+        app()
+        aborted = False
+    except DsbenchError as e:
+        fail(str(e))
+    except (HydraException, OmegaConfBaseException) as e:
+        fail(one_line(e))
+    except KeyboardInterrupt:
+        print("dsbench: interrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        tracking.close_sweep(aborted=aborted)

@@ -1,0 +1,206 @@
+"""Structured config schemas: one dataclass per config group in conf/.
+
+Hydra checks key names and types against these when it composes; ranges and cross-field
+rules are checked in `__post_init__`, which runs in `validate` (OmegaConf.to_object). Every
+check raises DsbenchError with one line: what is wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dsbench.errors import DsbenchError
+
+# conf/ at the project root; absolute, because Hydra reads a relative config_path
+# differently under `python -m` and under an installed script.
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def _choice(what: str, value: str, allowed: tuple[str, ...] | list[str]) -> None:
+    if value not in allowed:
+        raise DsbenchError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _positive(what: str, value: float) -> None:
+    if not value > 0:
+        raise DsbenchError(f"{what} must be > 0, got {value}")
+
+
+def _dropout(what: str, value: float | None) -> None:
+    if value is not None and not 0 <= value < 1:
+        raise DsbenchError(f"{what} must be in [0, 1), got {value}")
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "mnist"
+    source: str = (
+        "tfds"  # tfds (TFDS, offline from archive_dir if the archives are there) | archive
+    )
+    archive_dir: str = "data/mnist"  # the official archives; also TFDS's manual dir
+    tfds_data_dir: str = "~/tensorflow_datasets"
+    val_fraction: float = 0.1  # held out of the training set, seeded by split_seed
+    split_seed: int = 0  # fixed apart from trainer.seed: every seed sees the same val split
+    train_subset: int | None = None  # first k training examples (tiny runs, tests)
+    test_subset: int | None = None
+
+    def __post_init__(self) -> None:
+        from dsbench.dataset import DATASETS
+
+        _choice("dataset", self.name, sorted(DATASETS))
+        _choice("dataset.source", self.source, ("tfds", "archive"))
+        if not 0 <= self.val_fraction < 1:
+            raise DsbenchError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}")
+        for key in ("train_subset", "test_subset"):
+            value = getattr(self, key)
+            if value is not None:
+                _positive(f"dataset.{key}", value)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "convnet"
+    input_dropout: float | None = None  # None: the backbone's own default
+    slot_dropout: float | None = None  # dropout after each downsampling slot; None: default
+
+    def __post_init__(self) -> None:
+        from dsbench.model import BACKBONES
+
+        _choice("model", self.name, sorted(BACKBONES))
+        _dropout("model.input_dropout", self.input_dropout)
+        _dropout("model.slot_dropout", self.slot_dropout)
+
+
+@dataclass
+class DownsampleConfig:
+    name: str = "max"
+    window: int | None = None  # None: the backbone's pooling window (2 for convnet)
+    stride: int | None = None  # None: the backbone's pooling stride
+
+    def __post_init__(self) -> None:
+        from dsbench.downsample import STRATEGIES
+
+        _choice("downsample", self.name, sorted(STRATEGIES))
+        for key in ("window", "stride"):
+            value = getattr(self, key)
+            if value is not None:
+                _positive(f"downsample.{key}", value)
+
+
+@dataclass
+class HeadConfig:
+    name: str = "flatten"
+    dropout: float = 0.5  # before the classifier layer
+
+    def __post_init__(self) -> None:
+        from dsbench.head import HEADS
+
+        _choice("head", self.name, sorted(HEADS))
+        _dropout("head.dropout", self.dropout)
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step")
+PRECISIONS = ("float32", "mixed_bfloat16")
+BACKENDS = ("tensorflow", "jax")
+
+
+@dataclass
+class TrainerConfig:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    schedule: str = "constant"
+    milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= gamma
+    gamma: float = 0.1
+    weight_decay: float = 0.0  # Keras' decoupled weight decay of the optimizer
+    batch_size: int = 128
+    epochs: int = 15
+    seed: int = 0
+    precision: str = "float32"
+    backend: str = "tensorflow"
+    steps_per_execution: int = 1
+    verbose: int = 2  # Keras progress: 0 silent, 1 bar, 2 one line per epoch
+
+    def __post_init__(self) -> None:
+        _choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("trainer.schedule", self.schedule, SCHEDULES)
+        _choice("trainer.precision", self.precision, PRECISIONS)
+        _choice("trainer.backend", self.backend, BACKENDS)
+        _positive("trainer.lr", self.lr)
+        _positive("trainer.batch_size", self.batch_size)
+        _positive("trainer.steps_per_execution", self.steps_per_execution)
+        if self.epochs < 1:
+            raise DsbenchError(f"trainer.epochs must be >= 1, got {self.epochs}")
+        if self.weight_decay < 0:
+            raise DsbenchError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        if any(m < 1 for m in self.milestones):
+            raise DsbenchError(f"trainer.milestones must be epochs >= 1, got {self.milestones}")
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "dsbench"
+    run_name: str | None = None  # None: dataset/model/downsample+head/s<seed>
+
+
+@dataclass
+class TrainConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    downsample: DownsampleConfig = field(default_factory=DownsampleConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class DescribeConfig(TrainConfig):
+    output: str = "text"  # text | json
+
+    def __post_init__(self) -> None:
+        _choice("output", self.output, ("text", "json"))
+
+
+def register() -> None:
+    """Make the schemas known to Hydra (conf/*.yaml name them in their defaults lists)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="describe_schema", node=DescribeConfig)
+
+
+def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
+    """The composed config as a checked dataclass instance (runs every __post_init__)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        # OmegaConf wraps errors raised in __post_init__; surface ours unchanged.
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, DsbenchError):
+            raise cause from None
+        raise DsbenchError(str(e).splitlines()[0]) from None
+
+
+def flatten(cfg: Any) -> dict[str, Any]:
+    """Dotted keys → values, for MLflow params (`trainer.lr`: 0.001)."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    out: dict[str, Any] = {}
+
+    def walk(d: Any, prefix: str) -> None:
+        if isinstance(d, dict):
+            for k, v in d.items():
+                walk(v, f"{prefix}{k}.")
+        else:
+            out[prefix.rstrip(".")] = d
+
+    walk(OmegaConf.to_container(node, resolve=True), "")
+    return out

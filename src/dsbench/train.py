@@ -1,0 +1,149 @@
+"""One training run: `python -m dsbench.train [overrides]` (also `dsbench-train`).
+
+    python -m dsbench.train downsample=avg head=gap trainer.epochs=3
+    python -m dsbench.train -m experiments=mnist_downsampling     # a sweep
+
+Order matters: everything that can reject bad input (config, data, model geometry, the
+tracking store) runs before an MLflow run is opened, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from dsbench import cli, config, dataset, tracking
+from dsbench.describe import shape_table
+from dsbench.errors import DsbenchError
+from dsbench.model import (
+    build_keras,
+    count_trainable,
+    flops_per_image,
+    model_name,
+    plan_model,
+    trace,
+)
+
+log = logging.getLogger(__name__)
+config.register()
+
+
+def select_backend(backend: str) -> None:
+    """Set the Keras backend; it must happen before Keras is first imported."""
+    import importlib.util
+    import sys
+
+    module = {"tensorflow": "tensorflow", "jax": "jax"}[backend]
+    if importlib.util.find_spec(module) is None:
+        raise DsbenchError(
+            f"trainer.backend={backend} but {module} is not installed; install it "
+            f"(pip install {module}) or use trainer.backend=tensorflow"
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise DsbenchError(
+                f"Keras already runs the {keras.backend.backend()} backend in this process; "
+                f"a sweep over trainer.backend needs one process per job "
+                f"(hydra/launcher=joblib) or separate runs"
+            )
+
+
+def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one model; returns the final metrics."""
+    select_backend(cfg.trainer.backend)
+    splits = dataset.load_splits(
+        cfg.dataset.name,
+        cfg.dataset.source,
+        cfg.dataset.archive_dir,
+        cfg.dataset.tfds_data_dir,
+        cfg.dataset.val_fraction,
+        cfg.dataset.split_seed,
+        cfg.dataset.train_subset,
+        cfg.dataset.test_subset,
+    )
+    info = splits.info
+    plan = plan_model(cfg.model, cfg.downsample, cfg.head, info.num_classes)
+    rows = trace(plan, info.image_shape)  # bad geometry stops here
+    if cfg.tracking.enabled:
+        tracking.open_experiment(cfg.tracking)  # an unusable store stops here
+
+    from dsbench import trainer  # imports Keras, now that the backend is set
+
+    trainer.configure(cfg.trainer)
+    model = build_keras(plan, info.image_shape, model_name(cfg.model, cfg.downsample, cfg.head))
+    steps = -(-len(splits.x_train) // cfg.trainer.batch_size)
+    trainer.compile_model(model, cfg.trainer, steps)
+    tags = {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "downsample": cfg.downsample.name,
+        "head": cfg.head.name,
+        "seed": cfg.trainer.seed,
+        "backend": cfg.trainer.backend,
+        "precision": cfg.trainer.precision,
+        "device": trainer.device(),
+        "data_source": splits.source,
+        "git_commit": tracking.git_commit(),
+    }
+    with tracking.tracked_run(cfg, tags) as run:
+        run.log_params(config.flatten(cfg))
+        run.log_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)), "config.yaml")
+        run.log_text(shape_table(rows), "shapes.md")
+        if output_dir is not None:
+            run.log_artifacts(output_dir / ".hydra", "hydra")
+        history, timing = trainer.fit(model, splits, cfg.trainer, run.log_metrics)
+        losses = history.history.get("loss", [])
+        if model.stop_training and losses and not all(map(_finite, losses)):
+            raise FloatingPointError(f"loss became {losses[-1]} in epoch {len(losses)}")
+        test = trainer.evaluate(model, splits.x_test, splits.y_test, cfg.trainer.batch_size)
+        final = {
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "test_error": 1.0 - test["accuracy"],
+            "params_total": float(model.count_params()),
+            "params_trainable": float(count_trainable(model)),
+            "flops_per_image": float(flops_per_image(plan, info.image_shape)),
+            "compile_seconds": timing.compile_seconds,
+            "train_images": float(len(splits.x_train)),
+        }
+        run.log_metrics(final)
+    log.info("%s: test accuracy %.4f", tracking.run_name(cfg), final["test_accuracy"])
+    return final
+
+
+def _finite(x: float) -> bool:
+    return x == x and abs(x) != float("inf")
+
+
+@hydra.main(version_base="1.3", config_path=config.CONF_DIR, config_name="train")
+def _app(cfg: DictConfig) -> float:
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    with cli.exit_on_bad_input():  # bad input: one line, exit 2; in a sweep, the sweep stops
+        checked = config.validate(cfg)
+        if not tracking.in_sweep():
+            return train(checked, output_dir)["test_accuracy"]
+        try:
+            return train(checked, output_dir)["test_accuracy"]
+        except DsbenchError:
+            raise
+        except Exception as e:
+            # The run is already marked FAILED with its reason; the sweep goes on.
+            log.error("job failed (%s: %s); the sweep goes on", type(e).__name__, e)
+            return float("nan")
+
+
+def main() -> None:
+    cli.run_app(_app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Shared fixtures. Real data comes from ../shared/data (never copied into the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "mnist").is_dir():
+        pytest.fail(f"real MNIST archives expected in {SHARED_DATA}/mnist (see README: Data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mnist_manual_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tmp dir holding symlinks to the four real MNIST archives (TFDS's manual dir)."""
+    manual = tmp_path_factory.mktemp("mnist_manual")
+    for archive in sorted((shared_data / "mnist").glob("*.gz")):
+        (manual / archive.name).symlink_to(archive)
+    return manual
+
+
+@pytest.fixture(scope="session")
+def mnist_tfds(mnist_manual_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TFDS data dir with MNIST prepared offline from the real archives (~45 s, once a session).
+
+    Use with `mnist_manual_dir` as manual dir; later loads reuse the prepared data.
+    """
+    from dsbench.tfds_source import prepare_tfds
+
+    data_dir = tmp_path_factory.mktemp("tfds_data")
+    prepare_tfds("mnist", data_dir, mnist_manual_dir)
+    return data_dir

@@ -1,0 +1,44 @@
+"""Run the real entry points in a subprocess and read the real MLflow store they wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run, ViewType
+
+TINY = (  # a few hundred images: enough to exercise the whole path in seconds
+    "dataset.source=archive",
+    "dataset.train_subset=512",
+    "dataset.test_subset=256",
+    "dataset.val_fraction=0.01",
+    "trainer.epochs=1",
+    "trainer.verbose=0",
+)
+
+
+def dsbench(
+    module: str, *overrides: str, cwd: Path, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", f"dsbench.{module}", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def store_uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def all_runs(uri: str, view: int = ViewType.ACTIVE_ONLY) -> list[Run]:
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    return client.search_runs(ids, run_view_type=view) if ids else []

@@ -1,0 +1,216 @@
+"""Real training runs through the real CLI into a real MLflow sqlite store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import TINY, all_runs, dsbench, store_uri
+from mlflow.entities import Run
+
+EPOCH_METRICS = {
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "epoch_seconds",
+    "train_seconds",
+    "step_seconds",
+    "train_images_per_sec",
+}
+FINAL_METRICS = {
+    "test_loss",
+    "test_accuracy",
+    "test_error",
+    "params_total",
+    "params_trainable",
+    "flops_per_image",
+    "compile_seconds",
+}
+TAGS = {"dataset", "model", "downsample", "head", "seed", "backend", "device", "git_commit"}
+
+
+@pytest.fixture(scope="session")
+def mnist_epoch(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Run]:
+    """One full MNIST epoch (54k images) of the keras-io model, trained once per session."""
+    folder = tmp_path_factory.mktemp("mnist_epoch")
+    uri = store_uri(folder)
+    out = dsbench(
+        "train",
+        "dataset.source=archive",
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "trainer.epochs=1",
+        f"tracking.uri={uri}",
+        "tracking.experiment=test-epoch",
+        cwd=folder,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(uri)
+    return uri, run
+
+
+@pytest.mark.slow
+def test_one_epoch_reaches_97_percent(mnist_epoch: tuple[str, Run]) -> None:
+    _, run = mnist_epoch
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test_accuracy"] >= 0.97
+    assert run.info.run_name == "mnist/convnet/max+flatten/s0"
+
+
+@pytest.mark.slow
+def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Run]) -> None:
+    uri, run = mnist_epoch
+    m = run.data.metrics
+    assert set(m) >= EPOCH_METRICS | FINAL_METRICS
+    assert m["params_total"] == m["params_trainable"] == 34_826
+    assert m["flops_per_image"] == 4_881_920
+    assert m["train_images"] == 54_000
+    assert m["test_error"] == pytest.approx(1 - m["test_accuracy"])
+    assert m["compile_seconds"] >= 0 and m["train_images_per_sec"] > 0
+    assert m["lr"] == pytest.approx(1e-3)
+    tags = run.data.tags
+    assert set(tags) >= TAGS
+    assert (tags["dataset"], tags["downsample"], tags["head"], tags["seed"]) == (
+        "mnist",
+        "max",
+        "flatten",
+        "0",
+    )
+    assert tags["backend"] == "tensorflow"
+    params = run.data.params
+    assert params["trainer.lr"] == "0.001" and params["trainer.batch_size"] == "128"
+    assert params["downsample.name"] == "max"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [h.step for h in history] == [1]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "shapes.md", "hydra"} <= artifacts
+    shapes = Path(client.download_artifacts(run.info.run_id, "shapes.md")).read_text()
+    assert "| block2_down |" in shapes and "| 5×5×64 |" in shapes
+
+
+def test_tfds_front_door_trains(mnist_tfds: Path, mnist_manual_dir: Path, tmp_path: Path) -> None:
+    """TFDS (prepared offline from the official archives) feeds a real run."""
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        *TINY,
+        "dataset.source=tfds",
+        f"dataset.tfds_data_dir={mnist_tfds}",
+        f"dataset.archive_dir={mnist_manual_dir}",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED" and run.data.tags["data_source"] == "tfds"
+
+
+def test_two_job_sweep_nests_children_under_a_parent(shared_data: Path, tmp_path: Path) -> None:
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "downsample=max,conv",
+        f"tracking.uri={uri}",
+        "tracking.experiment=sweep-test",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = all_runs(uri)
+    parents = [r for r in runs if r.data.tags.get("dsbench.role") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["downsample"] for r in children) == ["conv", "max"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert parent.info.status == "FINISHED" and parent.data.tags["jobs"] == "2"
+    assert len(runs) == 3
+
+
+def test_sweep_stopped_by_bad_input_leaves_no_running_run(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Job 0 trains, job 1 has lr ≤ 0: the sweep stops with one line; nothing stays RUNNING."""
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "trainer.lr=0.001,-1",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("dsbench: error: trainer.lr must be > 0")
+    runs = all_runs(uri)
+    assert {r.info.status for r in runs} == {"FINISHED", "FAILED"}  # the job, its parent
+    parent = next(r for r in runs if r.data.tags.get("dsbench.role") == "sweep")
+    assert parent.info.status == "FAILED"
+
+
+def test_jax_backend_with_bfloat16(shared_data: Path, tmp_path: Path) -> None:
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "trainer.backend=jax",
+        "trainer.precision=mixed_bfloat16",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED"
+    assert (run.data.tags["backend"], run.data.tags["precision"]) == ("jax", "mixed_bfloat16")
+    assert 0 <= run.data.metrics["test_accuracy"] <= 1
+
+
+def test_sigterm_ends_the_run_killed(shared_data: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    uri = store_uri(tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dsbench.train",
+            "dataset.source=archive",
+            f"dataset.archive_dir={shared_data / 'mnist'}",
+            "trainer.epochs=50",
+            "trainer.verbose=0",
+            f"tracking.uri={uri}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            if (tmp_path / "mlflow.db").exists() and any(
+                r.info.status == "RUNNING" for r in all_runs(uri)
+            ):
+                break
+        else:
+            pytest.fail("the run never started")
+        time.sleep(2)  # inside fit
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        proc.kill()
+    (run,) = all_runs(uri)
+    assert run.info.status == "KILLED"
+    assert "interrupted" in run.data.tags["failure_reason"]
