@@ -37,3 +37,30 @@ def mnist_tfds(mnist_manual_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     data_dir = tmp_path_factory.mktemp("tfds_data")
     prepare_tfds("mnist", data_dir, mnist_manual_dir)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def cifar10_archive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tmp dir holding a generated `cifar-10-binary.tar.gz` in the official binary layout.
+
+    5 data batches of 20 records and a test batch of 20 (`cifar_fixtures.make_cifar10()`
+    gives the arrays it holds). Not the official md5: load it with `verify_md5=False`.
+    """
+    from cifar_fixtures import write_cifar10_archive
+
+    folder = tmp_path_factory.mktemp("cifar10_archive")
+    write_cifar10_archive(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cifar100_archive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tmp dir holding a generated `cifar-100-binary.tar.gz` (200 train, 100 test records).
+
+    `cifar_fixtures.make_cifar100()` gives the arrays it holds; load with `verify_md5=False`.
+    """
+    from cifar_fixtures import write_cifar100_archive
+
+    folder = tmp_path_factory.mktemp("cifar100_archive")
+    write_cifar100_archive(folder)
+    return folder

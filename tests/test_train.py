@@ -198,14 +198,9 @@ def test_sigterm_ends_the_run_killed(shared_data: Path, tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and "RUNNING" not in _statuses(tmp_path / "mlflow.db"):
             time.sleep(1)
-            if (tmp_path / "mlflow.db").exists() and any(
-                r.info.status == "RUNNING" for r in all_runs(uri)
-            ):
-                break
-        else:
-            pytest.fail("the run never started")
+        assert "RUNNING" in _statuses(tmp_path / "mlflow.db"), "the run never started"
         time.sleep(2)  # inside fit
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) != 0
@@ -214,3 +209,40 @@ def test_sigterm_ends_the_run_killed(shared_data: Path, tmp_path: Path) -> None:
     (run,) = all_runs(uri)
     assert run.info.status == "KILLED"
     assert "interrupted" in run.data.tags["failure_reason"]
+
+
+def _statuses(db: Path) -> set[str]:
+    """Run statuses, read straight from the sqlite file (an MLflow client here would race
+    the training process' schema set-up)."""
+    import sqlite3
+
+    if not db.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return {row[0] for row in con.execute("SELECT status FROM runs")}
+    except sqlite3.OperationalError:  # tables not created yet
+        return set()
+
+
+def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_path: Path) -> None:
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "trainer.optimizer=sgd",
+        "trainer.lr=1e12,0.01",  # the first diverges
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1
+    assert "1 job(s) of the sweep failed" in out.stderr
+    runs = {r.data.params.get("trainer.lr"): r for r in all_runs(uri)}
+    diverged, fine = runs["1000000000000.0"], runs["0.01"]
+    assert diverged.info.status == "FAILED"
+    assert diverged.data.tags["failure_reason"].startswith("FloatingPointError: loss became")
+    assert fine.info.status == "FINISHED"
+    parent = runs[None]
+    assert parent.info.status == "FAILED" and parent.data.tags["jobs_failed"] == "1"

@@ -68,6 +68,14 @@ def run_app(app: Callable[[], Any]) -> None:
     try:
         app()
         aborted = False
+        tracking.close_sweep(aborted=False)  # no-op unless a sweep is still open
+        if tracking.last_sweep_failures:
+            print(
+                f"dsbench: {tracking.last_sweep_failures} job(s) of the sweep failed; "
+                "their runs carry a failure_reason tag",
+                file=sys.stderr,
+            )
+            sys.exit(1)
     except DsbenchError as e:
         fail(str(e))
     except (HydraException, OmegaConfBaseException) as e:

@@ -47,14 +47,19 @@ class DatasetConfig:
     tfds_data_dir: str = "~/tensorflow_datasets"
     val_fraction: float = 0.1  # held out of the training set, seeded by split_seed
     split_seed: int = 0  # fixed apart from trainer.seed: every seed sees the same val split
-    train_subset: int | None = None  # first k training examples (tiny runs, tests)
+    train_subset: int | None = None  # a seeded k-example subset for training (tiny runs, tests)
     test_subset: int | None = None
+    # archive source: check the official md5; false only for re-packed or generated
+    # archives (TFDS always checks its own checksums).
+    verify_md5: bool = True
+    preprocess: str = "none"  # none (uint8, scaled in the model) | gcn_zca (Springenberg 2015)
 
     def __post_init__(self) -> None:
         from dsbench.dataset import DATASETS
 
         _choice("dataset", self.name, sorted(DATASETS))
         _choice("dataset.source", self.source, ("tfds", "archive"))
+        _choice("dataset.preprocess", self.preprocess, PREPROCESSING)
         if not 0 <= self.val_fraction < 1:
             raise DsbenchError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}")
         for key in ("train_subset", "test_subset"):
@@ -68,20 +73,31 @@ class ModelConfig:
     name: str = "convnet"
     input_dropout: float | None = None  # None: the backbone's own default
     slot_dropout: float | None = None  # dropout after each downsampling slot; None: default
+    # Input adapter: zero-pad smaller images to pad_to × pad_to (28×28 MNIST → 32×32 for
+    # the Springenberg backbones, so their maps are 32 → 16 → 8 → 6 as in the paper).
+    pad_to: int | None = None
 
     def __post_init__(self) -> None:
         from dsbench.model import BACKBONES
 
         _choice("model", self.name, sorted(BACKBONES))
+        if self.pad_to is not None:
+            _positive("model.pad_to", self.pad_to)
         _dropout("model.input_dropout", self.input_dropout)
         _dropout("model.slot_dropout", self.slot_dropout)
 
 
 @dataclass
 class DownsampleConfig:
+    """Strategy and its knobs; a knob that the chosen strategy does not use is ignored."""
+
     name: str = "max"
     window: int | None = None  # None: the backbone's pooling window (2 for convnet)
-    stride: int | None = None  # None: the backbone's pooling stride
+    stride: int | None = None  # None: the backbone's pooling stride (s2d: its block size)
+    p: float = 3.0  # lp: the exponent; 1 = average of |x|, larger → closer to max
+    alpha: float = 0.5  # mixed: weight of max in α·max + (1 − α)·avg (start value if learned)
+    learn_alpha: bool = False  # mixed: learn α = sigmoid(w), 1 parameter per slot
+    filter_size: int = 3  # blur: side of the binomial filter, 2..5
 
     def __post_init__(self) -> None:
         from dsbench.downsample import STRATEGIES
@@ -91,6 +107,24 @@ class DownsampleConfig:
             value = getattr(self, key)
             if value is not None:
                 _positive(f"downsample.{key}", value)
+        # p = inf is max in the limit, but |x|^inf and 1/inf cannot be computed: use max.
+        if not 1 <= self.p < float("inf"):  # NaN fails this too
+            raise DsbenchError(
+                f"downsample.p must be a finite number >= 1 (1: average, larger: nearer max), "
+                f"got {self.p}"
+            )
+        if not 0 <= self.alpha <= 1:
+            raise DsbenchError(f"downsample.alpha must be in [0, 1], got {self.alpha}")
+        # A learned α is sigmoid(w), started at logit(alpha): 0 and 1 have no logit.
+        if self.learn_alpha and not 0 < self.alpha < 1:
+            raise DsbenchError(
+                f"downsample.alpha must be in (0, 1) when downsample.learn_alpha is true "
+                f"(the start of sigmoid(w)), got {self.alpha}"
+            )
+        if self.filter_size not in (2, 3, 4, 5):
+            raise DsbenchError(
+                f"downsample.filter_size must be an integer in 2..5, got {self.filter_size}"
+            )
 
 
 @dataclass
@@ -105,6 +139,7 @@ class HeadConfig:
         _dropout("head.dropout", self.dropout)
 
 
+PREPROCESSING = ("none", "gcn_zca")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -127,8 +162,16 @@ class TrainerConfig:
     backend: str = "tensorflow"
     steps_per_execution: int = 1
     verbose: int = 2  # Keras progress: 0 silent, 1 bar, 2 one line per epoch
+    # Training-batch augmentation, in the model (inactive at evaluation): random
+    # translations of up to augment_translate px (zero fill) and horizontal flips.
+    augment_translate: int = 0
+    augment_flip: bool = False
 
     def __post_init__(self) -> None:
+        if self.augment_translate < 0:
+            raise DsbenchError(
+                f"trainer.augment_translate must be >= 0 px, got {self.augment_translate}"
+            )
         _choice("trainer.optimizer", self.optimizer, OPTIMIZERS)
         _choice("trainer.schedule", self.schedule, SCHEDULES)
         _choice("trainer.precision", self.precision, PRECISIONS)
@@ -160,6 +203,7 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    dry_run: bool = False  # check config, data geometry and model, train nothing (sweep sizes)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dsbench.model import (
     count_trainable,
     flops_per_image,
     model_name,
-    plan_model,
+    plan_from_config,
     trace,
 )
 
@@ -40,7 +40,7 @@ def shape_table(rows: list[tuple[str, LayerSpec, Shape]]) -> str:
 
 def describe(cfg: config.TrainConfig) -> dict[str, Any]:
     info = DATASETS[cfg.dataset.name]
-    plan = plan_model(cfg.model, cfg.downsample, cfg.head, info.num_classes)
+    plan = plan_from_config(cfg, info.image_shape, info.num_classes)
     rows = trace(plan, info.image_shape)
     os.environ.setdefault("KERAS_BACKEND", cfg.trainer.backend)
     model = build_keras(plan, info.image_shape, model_name(cfg.model, cfg.downsample, cfg.head))

@@ -6,7 +6,8 @@ turns a spec into the Keras layer; Keras is imported only there, so planning sta
 and backend-agnostic.
 
 FLOPs are multiply-adds × 2 of the convolution and dense layers (bias adds, activations,
-pooling and normalisation are not counted, as in most papers' tables).
+pooling and normalisation are not counted, as in most papers' tables). The fixed blur
+filter of BlurPool counts: it is a depthwise convolution, whether learned or not.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dsbench.shapes import window_out
+from dsbench.errors import DsbenchError
+from dsbench.shapes import out_size, window_out
 
 Shape = tuple[int, ...]  # one image: (height, width, channels), or (features,) once flat
 
@@ -172,4 +174,196 @@ class Softmax:
         return layers.Activation("softmax", dtype="float32", name=name)
 
 
-LayerSpec = Rescale | Conv | Pool | Dropout | Flatten | Dense | GlobalAvgPool | Softmax
+# Downsampling layers Keras has no layer for; their Keras side is dsbench.keras_layers,
+# imported inside keras_layer() so that planning stays Keras-free.
+
+
+@dataclass(frozen=True)
+class BlurPool:
+    """Fixed binomial low-pass filter, depthwise, stride `stride` (Zhang 2019).
+
+    Reflect padding of filter_size − 1 in total: out = floor((n − f + f − 1)/s) + 1 =
+    ceil(n / s), the size of Keras "same". After a stride-1 max pool of the slot's window
+    and padding this gives the slot's own size (see dsbench.downsample.blur). No params;
+    FLOPs: the filter's f·f multiply-adds per output pixel and channel, × 2.
+    """
+
+    filter_size: int = 3
+    stride: int = 2
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        pad = self.filter_size - 1
+        # Reflect padding mirrors pixels inside the map, so each side's pad (at most
+        # ceil((f − 1)/2)) must be smaller than the map.
+        if min(h, w) <= -(-pad // 2):
+            raise DsbenchError(
+                f"layer {name} ({self.filter_size}×{self.filter_size} blur, reflect padding) "
+                f"needs a map larger than {-(-pad // 2)}×{-(-pad // 2)}, got {h}×{w}; "
+                f"use a smaller downsample.filter_size or a larger input"
+            )
+        return (
+            out_size(h, self.filter_size, self.stride, pad),
+            out_size(w, self.filter_size, self.stride, pad),
+            c,
+        )
+
+    def flops(self, x: Shape) -> int:
+        h, w, c = self.output_shape("", x)
+        return 2 * self.filter_size * self.filter_size * c * h * w
+
+    def keras_layer(self, name: str) -> Any:
+        from dsbench import keras_layers
+
+        return keras_layers.BlurPool(self.filter_size, self.stride, name=name)
+
+
+@dataclass(frozen=True)
+class LpPool:
+    """(mean over the window of |x|^p)^(1/p): p = 1 is avg of |x|, p → ∞ tends to max.
+
+    Same geometry as Pool; 0 params, 0 FLOPs (a pool, as Pool counts).
+    """
+
+    p: float
+    window: int
+    stride: int
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def keras_layer(self, name: str) -> Any:
+        from dsbench import keras_layers
+
+        return keras_layers.LpPool(self.p, self.window, self.stride, self.padding, name=name)
+
+
+@dataclass(frozen=True)
+class MixedPool:
+    """α·max + (1 − α)·avg over one window (Lee et al. 2016).
+
+    Same geometry as Pool; 0 FLOPs (a pool). Params: 1 (the logit of α) with
+    learn_alpha, else 0.
+    """
+
+    alpha: float
+    learn_alpha: bool
+    window: int
+    stride: int
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def keras_layer(self, name: str) -> Any:
+        from dsbench import keras_layers
+
+        return keras_layers.MixedPool(
+            self.alpha, self.learn_alpha, self.window, self.stride, self.padding, name=name
+        )
+
+
+@dataclass(frozen=True)
+class SpaceToDepth:
+    """Pixel unshuffle: block×block patches → block² × channels; nothing is dropped.
+
+    A map not divisible by block follows `padding` like a block×block, stride-block pool:
+    "valid" drops the last rows/columns (11 → 5), "same" zero-pads them (11 → 6). 0
+    params, 0 FLOPs (a reshape).
+    """
+
+    block: int = 2
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        return (
+            window_out(name, h, self.block, self.block, self.padding),
+            window_out(name, w, self.block, self.block, self.padding),
+            self.block * self.block * c,
+        )
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def keras_layer(self, name: str) -> Any:
+        from dsbench import keras_layers
+
+        return keras_layers.SpaceToDepth(self.block, self.padding, name=name)
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Zero padding, (before, after) rows and columns: the input adapter for small images."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @classmethod
+    def to_size(cls, x: Shape, size: int) -> Pad:
+        """Centre an image in size × size (28×28 → 32×32: 2 px on each side)."""
+        dh, dw = max(size - x[0], 0), max(size - x[1], 0)
+        return cls((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2))
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (x[0] + sum(self.rows), x[1] + sum(self.cols), x[2])
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def keras_layer(self, name: str) -> Any:
+        from keras import layers
+
+        return layers.ZeroPadding2D((self.rows, self.cols), name=name)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training-batch augmentation: random translations (≤ translate px) and flips.
+
+    Identity at evaluation; see dsbench.preprocess.augmentation_layers.
+    """
+
+    translate: int
+    flip: bool
+    image_size: int
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return x
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def keras_layer(self, name: str) -> Any:
+        import keras
+
+        from dsbench.preprocess import augmentation_layers
+
+        return keras.Sequential(
+            augmentation_layers(self.translate, self.image_size, self.flip), name=name
+        )
+
+
+LayerSpec = (
+    Rescale
+    | Pad
+    | Augment
+    | Conv
+    | Pool
+    | Dropout
+    | Flatten
+    | Dense
+    | GlobalAvgPool
+    | Softmax
+    | BlurPool
+    | LpPool
+    | MixedPool
+    | SpaceToDepth
+)

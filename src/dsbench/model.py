@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
+from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
 from dsbench.downsample import STRATEGIES, Slot
 from dsbench.head import HEADS
-from dsbench.layers import Conv, Dropout, LayerSpec, Rescale, Shape
+from dsbench.layers import Augment, Conv, Dropout, LayerSpec, Pad, Rescale, Shape
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,30 @@ Plan = list[tuple[str, LayerSpec]]
 
 
 def plan_model(
-    model: ModelConfig, downsample: DownsampleConfig, head: HeadConfig, num_classes: int
+    model: ModelConfig,
+    downsample: DownsampleConfig,
+    head: HeadConfig,
+    num_classes: int,
+    input_shape: Shape | None = None,
+    rescale: bool = True,
+    augment: Augment | None = None,
 ) -> Plan:
-    """The model as named layer specs, in order."""
+    """The model as named layer specs, in order.
+
+    `input_shape` is needed only for `model.pad_to`; `rescale` scales uint8 pixels to [0, 1]
+    (off when the data is already preprocessed to floats); `augment` adds training-batch
+    augmentation after the input adapter.
+    """
     backbone = BACKBONES[model.name]
     strategy = STRATEGIES[downsample.name]
     input_dropout = backbone.input_dropout if model.input_dropout is None else model.input_dropout
     slot_dropout = backbone.slot_dropout if model.slot_dropout is None else model.slot_dropout
 
-    plan: Plan = [("rescale", Rescale())]
+    plan: Plan = [("rescale", Rescale())] if rescale else []
+    if model.pad_to and input_shape and min(input_shape[:2]) < model.pad_to:
+        plan.append(("pad", Pad.to_size(input_shape, model.pad_to)))  # e.g. 28 → 32
+    if augment is not None:
+        plan.append(("augment", augment))
     if input_dropout > 0:
         plan.append(("input_dropout", Dropout(input_dropout)))
     for i, block in enumerate(backbone.blocks, start=1):
@@ -102,6 +117,24 @@ def plan_model(
             plan.append((f"block{i}_dropout", Dropout(slot_dropout)))
     plan += _named("head", HEADS[head.name](num_classes, head))
     return plan
+
+
+def plan_from_config(cfg: TrainConfig, image_shape: Shape, num_classes: int) -> Plan:
+    """The model a run config asks for (input adapter, augmentation and scaling included)."""
+    t = cfg.trainer
+    augment = None
+    if t.augment_translate or t.augment_flip:
+        size = max(cfg.model.pad_to or 0, image_shape[0])
+        augment = Augment(t.augment_translate, t.augment_flip, size)
+    return plan_model(
+        cfg.model,
+        cfg.downsample,
+        cfg.head,
+        num_classes,
+        image_shape,
+        rescale=cfg.dataset.preprocess == "none",  # preprocessed data is float already
+        augment=augment,
+    )
 
 
 def _named(prefix: str, specs: Any) -> Plan:

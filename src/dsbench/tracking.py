@@ -159,7 +159,7 @@ class SweepParentRun(Callback):
             cfg = validate(job_part)
         except DsbenchError:
             return
-        if not cfg.tracking.enabled:
+        if not cfg.tracking.enabled or cfg.dry_run:
             return
         from mlflow import MlflowClient
 
@@ -175,6 +175,10 @@ class SweepParentRun(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(aborted=False)
+
+
+# Jobs of the last sweep of this process that did not finish (the CLI's exit code).
+last_sweep_failures = 0
 
 
 def close_sweep(aborted: bool) -> None:
@@ -203,6 +207,8 @@ def close_sweep(aborted: bool) -> None:
 
     tags = [RunTag("jobs", str(len(children))), RunTag("jobs_failed", str(failed))]
     client.log_batch(parent, tags=tags)
+    global last_sweep_failures
+    last_sweep_failures = failed
     status = "FAILED" if failed or aborted else "FINISHED"
     client.set_terminated(parent, status)
     log.info("sweep parent %s: %d jobs, %d not finished: %s", parent, len(children), failed, status)

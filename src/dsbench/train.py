@@ -18,7 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dsbench import cli, config, dataset, tracking
+from dsbench import cli, config, dataset, springenberg, tracking
 from dsbench.describe import shape_table
 from dsbench.errors import DsbenchError
 from dsbench.model import (
@@ -26,9 +26,10 @@ from dsbench.model import (
     count_trainable,
     flops_per_image,
     model_name,
-    plan_model,
+    plan_from_config,
     trace,
 )
+from dsbench.preprocess import springenberg_preprocess
 
 log = logging.getLogger(__name__)
 config.register()
@@ -69,9 +70,12 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
         cfg.dataset.split_seed,
         cfg.dataset.train_subset,
         cfg.dataset.test_subset,
+        verify_md5=cfg.dataset.verify_md5,
     )
+    if cfg.dataset.preprocess == "gcn_zca":
+        splits = springenberg_preprocess(splits)  # ZCA fitted on the training split only
     info = splits.info
-    plan = plan_model(cfg.model, cfg.downsample, cfg.head, info.num_classes)
+    plan = plan_from_config(cfg, info.image_shape, info.num_classes)
     rows = trace(plan, info.image_shape)  # bad geometry stops here
     if cfg.tracking.enabled:
         tracking.open_experiment(cfg.tracking)  # an unusable store stops here
@@ -93,6 +97,7 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
         "device": trainer.device(),
         "data_source": splits.source,
         "git_commit": tracking.git_commit(),
+        **paper_tags(cfg),
     }
     with tracking.tracked_run(cfg, tags) as run:
         run.log_params(config.flatten(cfg))
@@ -120,6 +125,33 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
     return final
 
 
+def paper_tags(cfg: config.TrainConfig) -> dict[str, Any]:
+    """`variant` (e.g. All-CNN-C) and `paper_error` (Table 3) for the Springenberg models."""
+    tags: dict[str, Any] = {}
+    name = springenberg.variant(cfg.model.name, cfg.downsample.name)
+    if name:
+        tags["variant"] = name
+        augmented = bool(cfg.trainer.augment_translate or cfg.trainer.augment_flip)
+        error = springenberg.paper_error(
+            cfg.dataset.name, cfg.model.name, cfg.downsample.name, augmented
+        )
+        if error is not None:
+            tags["paper_error"] = error
+    return tags
+
+
+def dry_run(cfg: config.TrainConfig) -> None:
+    """What the job would train, checked as far as possible without data or Keras."""
+    info = dataset.get_info(cfg.dataset.name)
+    plan = plan_from_config(cfg, info.image_shape, info.num_classes)
+    trace(plan, info.image_shape)
+    print(
+        f"dry run: {tracking.run_name(cfg)} lr={cfg.trainer.lr} epochs={cfg.trainer.epochs} "
+        f"flops/image={flops_per_image(plan, info.image_shape):,}",
+        flush=True,
+    )
+
+
 def _finite(x: float) -> bool:
     return x == x and abs(x) != float("inf")
 
@@ -129,6 +161,9 @@ def _app(cfg: DictConfig) -> float:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     with cli.exit_on_bad_input():  # bad input: one line, exit 2; in a sweep, the sweep stops
         checked = config.validate(cfg)
+        if checked.dry_run:
+            dry_run(checked)
+            return 0.0
         if not tracking.in_sweep():
             return train(checked, output_dir)["test_accuracy"]
         try:

@@ -24,7 +24,7 @@ def configure(trainer: TrainerConfig) -> None:
 
 
 def learning_rate(trainer: TrainerConfig, steps_per_epoch: int) -> Any:
-    if trainer.schedule == "constant":
+    if trainer.schedule == "constant" or (trainer.schedule == "step" and not trainer.milestones):
         return trainer.lr
     if trainer.schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(trainer.lr, trainer.epochs * steps_per_epoch)

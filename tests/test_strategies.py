@@ -1,0 +1,493 @@
+"""The strategies of issue 9 — blur, lp, mixed, s2d: values on hand-computed examples,
+gradients, parameter counts and FLOPs as their docstrings say, configs, the JAX backend.
+
+Predicted vs Keras shapes for every strategy × backbone are in test_model.py (GRID).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
+from dsbench.describe import describe
+from dsbench.downsample import DESCRIPTIONS, STRATEGIES, Slot
+from dsbench.errors import DsbenchError
+from dsbench.keras_layers import binomial_filter
+from dsbench.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
+from dsbench.model import BACKBONES, build_keras, count_trainable, flops_per_image, plan_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = (28, 28, 1)
+CIFAR = (32, 32, 3)
+NEW = ("blur", "lp", "mixed", "s2d")
+# Every new strategy, and mixed with a learned α too: (name, extra config).
+VARIANTS = [(name, {}) for name in NEW] + [("mixed", {"alpha": 0.25, "learn_alpha": True})]
+
+# One channel, 4×4, a distinct maximum in every 2×2 window:
+#   windows (2×2, stride 2)   values        max   mean   mean of squares
+#   top-left                  1 5 3 2        5    2.75   39/4
+#   top-right                 2 0 8 4        8    3.5    84/4
+#   bottom-left               0 6 4 2        6    3      56/4
+#   bottom-right              1 1 3 7        7    3      60/4
+X = np.array([[1, 5, 2, 0], [3, 2, 8, 4], [0, 6, 1, 1], [4, 2, 3, 7]], "float32")[..., None]
+MAX = [[5, 8], [6, 7]]
+AVG = [[2.75, 3.5], [3, 3]]
+# Two channels, 4×4: channel 0 holds 4·row + col, channel 1 the same + 100.
+GRID = np.stack([np.arange(16.0).reshape(4, 4), 100 + np.arange(16.0).reshape(4, 4)], -1)
+
+# name: (the layers, in order; the input; the output, worked out by hand).
+CASES: dict[str, tuple[tuple[LayerSpec, ...], np.ndarray, list]] = {
+    "max": ((Pool("max", 2, 2),), X, MAX),
+    "avg": ((Pool("avg", 2, 2),), X, AVG),
+    # p = 1: the mean of |x|, avg itself on a map ≥ 0.
+    "lp_p1": ((LpPool(1.0, 2, 2),), X, AVG),
+    # p = 2: the root of the mean of squares.
+    "lp_p2": (
+        (LpPool(2.0, 2, 2),),
+        X,
+        [[math.sqrt(39 / 4), math.sqrt(84 / 4)], [math.sqrt(56 / 4), math.sqrt(60 / 4)]],
+    ),
+    # 0.25·max + 0.75·avg: 1.25 + 2.0625, 2 + 2.625, 1.5 + 2.25, 1.75 + 2.25.
+    "mixed_a025": ((MixedPool(0.25, False, 2, 2),), X, [[3.3125, 4.625], [3.75, 4.0]]),
+    "mixed_learned_starts_at_a025": (
+        (MixedPool(0.25, True, 2, 2),),
+        X,
+        [[3.3125, 4.625], [3.75, 4.0]],
+    ),
+    # 2×2 box filter, stride 2, reflect padding only after the map (unused): avg 2×2 s2.
+    "blurpool_f2": ((BlurPool(2, 2),), X, AVG),
+    # [1 2 1]/4 down the rows, then across, centred on pixels (0, 0), (0, 2), (2, 0),
+    # (2, 2); reflect padding reads row/column −1 as 1. Rows 0 and 2 after the column
+    # pass: (x0 + x1)/2 = 2 3.5 5 2 and (x1 + 2·x2 + x3)/4 = 1.75 4 3.25 3.25; then
+    # across: (2 + 3.5)/2, (3.5 + 2·5 + 2)/4 and (1.75 + 4)/2, (4 + 2·3.25 + 3.25)/4.
+    "blurpool_f3": ((BlurPool(3, 2),), X, [[2.75, 3.875], [2.875, 3.4375]]),
+    # The whole blur slot of convnet: max 2×2 stride 1 (4×4 → 3×3: 5 8 8 / 6 8 8 / 6 6 7)
+    # then the 3×3 blur at stride 2: rows (m0 + m1)/2 = 5.5 8 8 and (m1 + m2)/2 = 6 7 7.5
+    # (row 3 reflects to row 1), then the same across.
+    "blur_slot": ((Pool("max", 2, 1), BlurPool(3, 2)), X, [[6.75, 8.0], [6.5, 7.25]]),
+    # out[i, j, (dy·2 + dx)·C + c] = x[2i + dy, 2j + dx, c] (TensorFlow's order).
+    "s2d_order": (
+        (SpaceToDepth(2),),
+        GRID,
+        [
+            [[0, 100, 1, 101, 4, 104, 5, 105], [2, 102, 3, 103, 6, 106, 7, 107]],
+            [[8, 108, 9, 109, 12, 112, 13, 113], [10, 110, 11, 111, 14, 114, 15, 115]],
+        ],
+    ),
+}
+
+
+def run_layers(specs: tuple[LayerSpec, ...], x: np.ndarray) -> np.ndarray:
+    """One image (h, w, c) through the specs' Keras layers, eagerly; the output image."""
+    y = x[None].astype("float32")
+    for i, spec in enumerate(specs):
+        y = spec.keras_layer(f"t{i}")(y)
+    return keras.ops.convert_to_numpy(y)[0]
+
+
+def as_image(values: list) -> np.ndarray:
+    """Hand-written (h, w) values of a one-channel map as (h, w, 1); (h, w, c) unchanged."""
+    image = np.asarray(values, "float32")
+    return image[..., None] if image.ndim == 2 else image
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_layer_hand_computed_example(case: str) -> None:
+    specs, x, expected = CASES[case]
+    np.testing.assert_allclose(run_layers(specs, x), as_image(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_strategies_fill_the_slot_as_documented() -> None:
+    slot = Slot(width=32, window=2, stride=2, padding="valid")
+    assert STRATEGIES["blur"](slot, DownsampleConfig("blur")).layers == (
+        Pool("max", 2, 1, "valid"),
+        BlurPool(3, 2),
+    )
+    assert STRATEGIES["lp"](slot, DownsampleConfig("lp")).layers == (LpPool(3.0, 2, 2, "valid"),)
+    assert STRATEGIES["mixed"](slot, DownsampleConfig("mixed", learn_alpha=True)).layers == (
+        MixedPool(0.5, True, 2, 2, "valid"),
+    )
+    assert STRATEGIES["s2d"](slot, DownsampleConfig("s2d")).layers == (
+        SpaceToDepth(2, "valid"),
+        Conv(32, 1),
+    )
+    # Springenberg's slots (3×3 s2 "same"): the stride-1 max keeps "same"; s2d pads.
+    same = Slot(width=96, window=3, stride=2, padding="same")
+    assert STRATEGIES["blur"](same, DownsampleConfig("blur", filter_size=5)).layers == (
+        Pool("max", 3, 1, "same"),
+        BlurPool(5, 2),
+    )
+    assert STRATEGIES["s2d"](same, DownsampleConfig("s2d")).layers[0] == SpaceToDepth(2, "same")
+    assert set(DESCRIPTIONS) == set(STRATEGIES)
+
+
+def test_layer_lp_between_avg_and_max_and_safe_for_large_values() -> None:
+    out = {p: run_layers((LpPool(p, 2, 2),), X)[..., 0] for p in (1.0, 2.0, 3.0, 8.0, 50.0)}
+    for small, large in ((1.0, 2.0), (2.0, 3.0), (3.0, 8.0), (8.0, 50.0)):
+        assert np.all(out[small] < out[large])  # a power mean grows with p, towards max
+    assert np.all(out[50.0] <= np.asarray(MAX)) and np.all(out[50.0] > 0.97 * np.asarray(MAX))
+    # |x|: the sign does not matter.
+    np.testing.assert_allclose(run_layers((LpPool(3.0, 2, 2),), -X)[..., 0], out[3.0], rtol=1e-6)
+    # 1000^20 overflows float32; the per-map scaling keeps it exact (Lp is homogeneous).
+    big = run_layers((LpPool(20.0, 2, 2),), 1000 * X)[..., 0]
+    small = run_layers((LpPool(20.0, 2, 2),), X)[..., 0]
+    np.testing.assert_allclose(big, 1000 * small, rtol=1e-5)
+    # An all-zero map gives 0 (eps^(1/p) × the map's scale, 1e-10), not NaN.
+    np.testing.assert_allclose(run_layers((LpPool(3.0, 2, 2),), 0 * X), 0, atol=1e-9)
+
+
+def test_layer_mixed_alpha_one_is_max_and_zero_is_avg() -> None:
+    np.testing.assert_allclose(run_layers((MixedPool(1.0, False, 2, 2),), X)[..., 0], MAX)
+    np.testing.assert_allclose(run_layers((MixedPool(0.0, False, 2, 2),), X)[..., 0], AVG)
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_layer_blur_filter_is_binomial_and_keeps_a_constant_map(size: int) -> None:
+    kernel = binomial_filter(size)
+    row = [math.comb(size - 1, i) for i in range(size)]  # Pascal's triangle
+    np.testing.assert_allclose(kernel, np.outer(row, row) / sum(row) ** 2)
+    # Reflect padding: the border is not darkened (zero padding would give < 3 there).
+    out = run_layers((BlurPool(size, 2),), np.full((7, 7, 2), 3.0))
+    assert out.shape == (4, 4, 2)  # ceil(7 / 2)
+    np.testing.assert_allclose(out, 3.0, rtol=1e-6)
+
+
+def test_layer_space_to_depth_odd_maps_follow_the_slot_padding() -> None:
+    x = np.arange(25.0).reshape(5, 5, 1)  # 5·row + col
+    valid = run_layers((SpaceToDepth(2, "valid"),), x)
+    assert valid.shape == (2, 2, 4)  # the last row and column are dropped: 5 → 2
+    np.testing.assert_array_equal(valid[1, 1], [12, 13, 17, 18])
+    same = run_layers((SpaceToDepth(2, "same"),), x)
+    assert same.shape == (3, 3, 4)  # zero-padded at the end: 5 → 3
+    np.testing.assert_array_equal(same[2, 2], [24, 0, 0, 0])
+    np.testing.assert_array_equal(same[:2, :2], valid)
+    assert SpaceToDepth(2, "valid").output_shape("s", (5, 5, 1)) == (2, 2, 4)
+    assert SpaceToDepth(2, "same").output_shape("s", (5, 5, 1)) == (3, 3, 4)
+
+
+def test_space_to_depth_matches_tensorflow() -> None:
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("compares with tf.nn.space_to_depth")
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(size=(6, 8, 3)).astype("float32")
+    expected = tf.nn.space_to_depth(x[None], 2).numpy()[0]
+    np.testing.assert_array_equal(run_layers((SpaceToDepth(2),), x), expected)
+
+
+# Gradients: d Σ(W · pool(x)) / dx, with a different upstream weight per window, so one can
+# see where each window's gradient goes.
+W = np.array([[1, 2], [3, 4]], "float32")[None, :, :, None]
+
+
+def input_gradient(spec: LayerSpec, x: np.ndarray) -> np.ndarray:
+    """d Σ(W · layer(x)) / dx by the backend's own autodiff (one image, one channel)."""
+    layer = spec.keras_layer("g")
+    xb = x[None].astype("float32")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda v: (layer(v) * W).sum())(xb))[0]
+    import tensorflow as tf  # only here, in a test: the package never imports it
+
+    xt = tf.constant(xb)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(layer(xt) * W)
+    return tape.gradient(loss, xt).numpy()[0]
+
+
+def test_layer_max_routes_each_window_gradient_to_its_argmax() -> None:
+    grad = input_gradient(Pool("max", 2, 2), X)[..., 0]
+    expected = np.zeros((4, 4))
+    # argmaxes: 5 at (0, 1), 8 at (1, 2), 6 at (2, 1), 7 at (3, 3); each gets its window's W
+    expected[0, 1], expected[1, 2], expected[2, 1], expected[3, 3] = 1, 2, 3, 4
+    np.testing.assert_array_equal(grad, expected)
+
+
+def test_layer_avg_spreads_each_window_gradient_evenly() -> None:
+    grad = input_gradient(Pool("avg", 2, 2), X)[..., 0]
+    np.testing.assert_allclose(grad, np.kron(W[0, :, :, 0], np.ones((2, 2))) / 4)
+
+
+def test_layer_mixed_and_lp_gradients() -> None:
+    max_grad = input_gradient(Pool("max", 2, 2), X)
+    avg_grad = input_gradient(Pool("avg", 2, 2), X)
+    mixed = input_gradient(MixedPool(0.25, False, 2, 2), X)
+    np.testing.assert_allclose(mixed, 0.25 * max_grad + 0.75 * avg_grad, rtol=1e-6)
+    # p = 1 on x > 0 is avg, gradient included (the per-map scale cancels). At x = 0 the
+    # slope of |x| is taken as 0, like ReLU's, which is why X + 1 here.
+    np.testing.assert_allclose(input_gradient(LpPool(1.0, 2, 2), X + 1), avg_grad, atol=1e-6)
+    # Dead ReLU windows: finite gradients, not NaN (eps inside the root).
+    for p in (1.0, 3.0, 20.0):
+        grad = input_gradient(LpPool(p, 2, 2), np.zeros((4, 4, 1)))
+        assert np.all(np.isfinite(grad)), p
+        one = np.zeros((4, 4, 1))
+        one[0, 0] = 1e-3
+        assert np.all(np.isfinite(input_gradient(LpPool(p, 2, 2), one))), p
+
+
+def test_layer_learned_alpha_gets_a_gradient() -> None:
+    """d Σ out / dw = sigmoid'(w)·Σ(max − avg) = 0.25·0.75·(2.25 + 4.5 + 3 + 4)."""
+    layer = MixedPool(0.25, True, 2, 2).keras_layer("m")
+    layer.build((1, 4, 4, 1))
+    (w,) = layer.trainable_weights
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def loss(value: object) -> object:
+            out, _ = layer.stateless_call([value], [], X[None])
+            return out.sum()
+
+        grad = float(jax.grad(loss)(w.value))
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(X[None]))
+        grad = float(tape.gradient(loss, w.value))
+    assert grad == pytest.approx(0.1875 * 13.75, rel=1e-5)
+
+
+# Parameters and FLOPs: exactly what each strategy's docstring says.
+
+
+def widths(backbone: str) -> list[int]:
+    return [block.convs[-1].filters for block in BACKBONES[backbone].blocks]
+
+
+def extra_params(name: str, cfg: dict, backbone: str) -> int:
+    """The docstrings' formulas: blur, lp, mixed 0; mixed learned 1 per slot; s2d 4C² + C."""
+    if name == "s2d":
+        return sum(4 * c * c + c for c in widths(backbone))
+    if name == "mixed" and cfg.get("learn_alpha"):
+        return len(widths(backbone))
+    return 0
+
+
+def build(backbone: str, name: str, **cfg: object) -> keras.Model:
+    head = "flatten" if backbone == "convnet" else "allconv"
+    shape = MNIST if backbone == "convnet" else CIFAR
+    plan = plan_model(ModelConfig(backbone), DownsampleConfig(name, **cfg), HeadConfig(head), 10)
+    return build_keras(plan, shape)
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_parameter_counts_follow_the_docstrings(backbone: str) -> None:
+    base = build(backbone, "max").count_params()
+    for name, cfg in VARIANTS:
+        model = build(backbone, name, **cfg)
+        assert model.count_params() == base + extra_params(name, cfg, backbone), (name, cfg)
+        # Nothing hidden as a non-trainable weight (the blur filter is a constant).
+        assert count_trainable(model) == model.count_params()
+
+
+def test_convnet_parameter_counts() -> None:
+    assert build("convnet", "blur").count_params() == 34_826
+    assert build("convnet", "lp").count_params() == 34_826
+    assert build("convnet", "mixed").count_params() == 34_826
+    assert build("convnet", "mixed", learn_alpha=True).count_params() == 34_826 + 2
+    # 4·32² + 32 + 4·64² + 64 = 4,128 + 16,448
+    assert build("convnet", "s2d").count_params() == 34_826 + 20_576
+
+
+def convnet_flops(name: str, **cfg: object) -> int:
+    plan = plan_model(
+        ModelConfig("convnet"), DownsampleConfig(name, **cfg), HeadConfig("flatten"), 10
+    )
+    return flops_per_image(plan, MNIST)
+
+
+def test_flops_count_the_blur_filter_and_the_s2d_conv() -> None:
+    base = convnet_flops("max")
+    assert base == 2 * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 10)
+    assert convnet_flops("lp") == convnet_flops("mixed") == base  # pools count 0
+    # blur: f² multiply-adds per output pixel and channel, on 13×13×32 and 5×5×64
+    for f in (2, 3, 5):
+        blur = 2 * f * f * (13 * 13 * 32 + 5 * 5 * 64)
+        assert convnet_flops("blur", filter_size=f) == base + blur
+    # s2d: the 1×1 convs 128 → 32 on 13×13 and 256 → 64 on 5×5
+    assert convnet_flops("s2d") == base + 2 * (13 * 13 * 128 * 32 + 5 * 5 * 256 * 64)
+
+
+def test_blur_reflect_padding_needs_a_large_enough_map() -> None:
+    assert BlurPool(5, 2).output_shape("b", (3, 3, 1)) == (2, 2, 1)
+    with pytest.raises(DsbenchError, match=r"layer b \(5×5 blur.* larger than 2×2, got 2×2"):
+        BlurPool(5, 2).output_shape("b", (2, 2, 1))
+
+
+# describe, for every backbone × new strategy, in process (each call checks predicted
+# shapes against Keras'); the slot's output size is the same as max's.
+
+
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_describe_every_backbone(backbone: str) -> None:
+    head = HeadConfig("flatten" if backbone == "convnet" else "allconv")
+
+    def run(name: str, **cfg: object) -> dict:
+        return describe(
+            TrainConfig(
+                model=ModelConfig(backbone), downsample=DownsampleConfig(name, **cfg), head=head
+            )
+        )
+
+    def outside_slots(d: dict) -> list:
+        return [(x["name"], x["output_shape"]) for x in d["layers"] if "_down" not in x["name"]]
+
+    reference = run("max")
+    for name, cfg in VARIANTS:
+        d = run(name, **cfg)
+        assert outside_slots(d) == outside_slots(reference), name
+        assert d["params"] == reference["params"] + extra_params(name, cfg, backbone)
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def test_describe_cli_blur_json() -> None:
+    out = run_cli(
+        "-m", "dsbench.describe", "downsample=blur", "downsample.filter_size=5", "output=json"
+    )
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert (d["downsample"], d["params"]) == ("blur", 34_826)
+    assert d["flops"] == convnet_flops("blur", filter_size=5)
+    shapes = {x["name"]: x["output_shape"] for x in d["layers"]}
+    assert shapes["block1_down1_pool"] == [25, 25, 32]  # max 2×2 at stride 1
+    assert shapes["block1_down2_blurpool"] == [13, 13, 32]
+    assert shapes["block2_down1_pool"] == [10, 10, 64]
+    assert shapes["block2_down2_blurpool"] == [5, 5, 64]
+
+
+def test_planning_does_not_import_keras() -> None:
+    code = (
+        "import sys\n"
+        "from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig\n"
+        "from dsbench.model import flops_per_image, plan_model, trace\n"
+        "for name in ('blur', 'lp', 'mixed', 's2d'):\n"
+        "    plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), 10)\n"
+        "    trace(plan, (28, 28, 1)); flops_per_image(plan, (28, 28, 1))\n"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported'\n"
+    )
+    out = run_cli("-c", code)
+    assert out.returncode == 0, out.stderr
+
+
+# Configs.
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"p": 0.5}, "downsample.p must be a finite number >= 1"),
+        ({"p": math.inf}, "downsample.p must be a finite number >= 1"),
+        ({"p": math.nan}, "downsample.p must be a finite number >= 1"),
+        ({"alpha": 1.5}, r"downsample.alpha must be in \[0, 1\], got 1.5"),
+        ({"alpha": -0.1}, r"downsample.alpha must be in \[0, 1\]"),
+        ({"alpha": 1.0, "learn_alpha": True}, r"in \(0, 1\) when downsample.learn_alpha"),
+        ({"filter_size": 1}, "downsample.filter_size must be an integer in 2..5, got 1"),
+        ({"filter_size": 6}, "downsample.filter_size must be an integer in 2..5, got 6"),
+    ],
+)
+def test_config_rejects_bad_knobs(fields: dict, message: str) -> None:
+    with pytest.raises(DsbenchError, match=message):
+        DownsampleConfig("mixed", **fields)
+
+
+def test_config_accepts_the_edges() -> None:
+    DownsampleConfig("lp", p=1.0)
+    DownsampleConfig("mixed", alpha=0.0)
+    DownsampleConfig("mixed", alpha=1.0)
+    DownsampleConfig("blur", filter_size=2)
+    DownsampleConfig("blur", filter_size=5)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_config_files_match_the_schema(name: str) -> None:
+    loaded = OmegaConf.load(ROOT / "conf" / "downsample" / f"{name}.yaml")
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DownsampleConfig), loaded))
+    assert cfg == DownsampleConfig(name)  # the files hold the defaults
+
+
+def test_bad_knob_on_the_command_line_is_one_line() -> None:
+    out = run_cli("-m", "dsbench.describe", "downsample=lp", "downsample.p=0.5")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "downsample.p must be a finite number >= 1" in lines[0] and "got 0.5" in lines[0]
+
+
+def test_saved_model_loads_without_custom_objects(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).uniform(0, 255, (2, *MNIST)).astype("float32")
+    for name, cfg in VARIANTS:
+        model = build("convnet", name, **cfg)
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# Whole models, forward and one training step: run here and, below, on the JAX backend.
+
+
+def variant_id(variant: tuple[str, dict]) -> str:
+    name, cfg = variant
+    return name + ("-learn_alpha" if cfg.get("learn_alpha") else "")
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_model_forward(variant: tuple[str, dict]) -> None:
+    name, cfg = variant
+    rng = np.random.default_rng(0)
+    for backbone in ("convnet", "springenberg_a"):  # valid and "same" slots
+        x = rng.uniform(0, 255, (2, *(MNIST if backbone == "convnet" else CIFAR)))
+        y = keras.ops.convert_to_numpy(build(backbone, name, **cfg)(x.astype("float32")))
+        assert y.shape == (2, 10) and np.all(np.isfinite(y)), backbone
+        np.testing.assert_allclose(y.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_model_train_step_updates_every_weight(variant: tuple[str, dict]) -> None:
+    """Gradients pass through the slots: the first conv, before them, moves too (and α)."""
+    name, cfg = variant
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, *MNIST)).astype("float32")
+    y = rng.integers(0, 10, 8)
+    model = build("convnet", name, **cfg)
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    loss = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][0]
+    assert np.isfinite(loss)
+    for weight, old in zip(model.trainable_weights, before, strict=True):
+        assert np.any(keras.ops.convert_to_numpy(weight) != old), weight.path
+
+
+def test_on_jax_backend() -> None:
+    """The layer and model tests above, again in a subprocess with KERAS_BACKEND=jax."""
+    args = [__file__, "-q", "-p", "no:cacheprovider", "-k", "test_layer_ or test_model_"]
+    code = (
+        "import sys, keras, pytest\n"
+        "assert keras.backend.backend() == 'jax', keras.backend.backend()\n"
+        f"sys.exit(pytest.main({args!r}))\n"
+    )
+    out = run_cli("-c", code, env={"KERAS_BACKEND": "jax"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert " passed" in out.stdout and " failed" not in out.stdout
