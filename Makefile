@@ -14,7 +14,7 @@ PORT   ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install test lint format run run-sweep reproduce-allconv ui describe clean
+.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui describe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ run-sweep:  ## every downsample × head × 3 seeds on MNIST as one MLflow sweep;
 PRESET ?=
 reproduce-allconv:  ## Springenberg 2015's 12 models × 4 lr (PRESET=small|fashion; ARGS; dry_run=true)
 	$(PY) -m dsbench.train -m experiments=springenberg2015$(if $(PRESET),_$(PRESET)) $(ARGS)
+
+analyze:  ## comparison table of a study into results/<experiment>/ (ARGS="experiment=...")
+	$(PY) -m dsbench.analyze $(ARGS)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)

@@ -11,7 +11,7 @@ from helpers import TINY, dsbench, store_uri
 CASES = {
     "unknown dataset": (
         ["dataset=cifar7"],
-        "unknown dataset 'cifar7'; choose one of: fashion_mnist",
+        "unknown dataset 'cifar7'; choose one of: cifar10, cifar100, fashion_mnist, mnist",
     ),
     "unknown model": (["model=resnet"], "unknown model 'resnet'; choose one of: convnet"),
     "unknown downsample": (["downsample=median"], "unknown downsample 'median'; choose one of"),

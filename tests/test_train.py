@@ -29,6 +29,10 @@ FINAL_METRICS = {
     "params_trainable",
     "flops_per_image",
     "compile_seconds",
+    "inference_images_per_sec",
+    "shift_consistency",
+    "test_accuracy_shift1",
+    "test_accuracy_shift4",
 }
 TAGS = {"dataset", "model", "downsample", "head", "seed", "backend", "device", "git_commit"}
 
@@ -71,6 +75,10 @@ def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Ru
     assert m["test_error"] == pytest.approx(1 - m["test_accuracy"])
     assert m["compile_seconds"] >= 0 and m["train_images_per_sec"] > 0
     assert m["lr"] == pytest.approx(1e-3)
+    # The shift metrics come from the same test set: unshifted they equal test_accuracy.
+    assert m["test_accuracy_shift0"] == pytest.approx(m["test_accuracy"], abs=1e-6)
+    assert 0.1 < m["shift_consistency"] <= 1  # above chance agreement of 10 classes
+    assert m["test_accuracy_shift4"] < m["test_accuracy_shift1"] <= m["test_accuracy"] + 0.01
     tags = run.data.tags
     assert set(tags) >= TAGS
     assert (tags["dataset"], tags["downsample"], tags["head"], tags["seed"]) == (

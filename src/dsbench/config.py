@@ -196,6 +196,21 @@ class TrackingConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    shifts: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # px, accuracy under each
+    consistency_shift: int = 4  # Zhang 2019's consistency over shifts in [−k, k]²; 0: off
+    seed: int = 0  # which shifts: the same for every run, so runs compare like for like
+
+    def __post_init__(self) -> None:
+        if any(k < 1 for k in self.shifts):
+            raise DsbenchError(f"evaluation.shifts must be pixels >= 1, got {self.shifts}")
+        if self.consistency_shift < 0:
+            raise DsbenchError(
+                f"evaluation.consistency_shift must be >= 0 px, got {self.consistency_shift}"
+            )
+
+
+@dataclass
 class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -203,6 +218,7 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     dry_run: bool = False  # check config, data geometry and model, train nothing (sweep sizes)
 
 

@@ -21,17 +21,21 @@ from dsbench.shapes import out_size, window_out
 Shape = tuple[int, ...]  # one image: (height, width, channels), or (features,) once flat
 
 
-@dataclass(frozen=True)
-class Rescale:
-    """uint8 pixels → [0, 1] inside the model, so data can stay uint8 everywhere else."""
-
-    scale: float = 1 / 255
+class Spec:
+    """Defaults for a layer spec: it keeps the shape and costs no multiply-adds."""
 
     def output_shape(self, name: str, x: Shape) -> Shape:
         return x
 
     def flops(self, x: Shape) -> int:
         return 0
+
+
+@dataclass(frozen=True)
+class Rescale(Spec):
+    """uint8 pixels → [0, 1] inside the model, so data can stay uint8 everywhere else."""
+
+    scale: float = 1 / 255
 
     def keras_layer(self, name: str) -> Any:
         from keras import layers
@@ -40,7 +44,7 @@ class Rescale:
 
 
 @dataclass(frozen=True)
-class Conv:
+class Conv(Spec):
     filters: int
     kernel: int
     stride: int = 1
@@ -73,7 +77,7 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class Pool:
+class Pool(Spec):
     kind: str  # "max" | "avg"
     window: int
     stride: int
@@ -87,9 +91,6 @@ class Pool:
             c,
         )
 
-    def flops(self, x: Shape) -> int:
-        return 0
-
     def keras_layer(self, name: str) -> Any:
         from keras import layers
 
@@ -98,14 +99,8 @@ class Pool:
 
 
 @dataclass(frozen=True)
-class Dropout:
+class Dropout(Spec):
     rate: float
-
-    def output_shape(self, name: str, x: Shape) -> Shape:
-        return x
-
-    def flops(self, x: Shape) -> int:
-        return 0
 
     def keras_layer(self, name: str) -> Any:
         from keras import layers
@@ -114,13 +109,10 @@ class Dropout:
 
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(Spec):
     def output_shape(self, name: str, x: Shape) -> Shape:
         h, w, c = x
         return (h * w * c,)
-
-    def flops(self, x: Shape) -> int:
-        return 0
 
     def keras_layer(self, name: str) -> Any:
         from keras import layers
@@ -129,7 +121,7 @@ class Flatten:
 
 
 @dataclass(frozen=True)
-class Dense:
+class Dense(Spec):
     units: int
 
     def output_shape(self, name: str, x: Shape) -> Shape:
@@ -145,12 +137,9 @@ class Dense:
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool:
+class GlobalAvgPool(Spec):
     def output_shape(self, name: str, x: Shape) -> Shape:
         return (x[2],)
-
-    def flops(self, x: Shape) -> int:
-        return 0
 
     def keras_layer(self, name: str) -> Any:
         from keras import layers
@@ -159,14 +148,8 @@ class GlobalAvgPool:
 
 
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(Spec):
     """Class probabilities, always in float32 so mixed precision keeps a stable loss."""
-
-    def output_shape(self, name: str, x: Shape) -> Shape:
-        return x
-
-    def flops(self, x: Shape) -> int:
-        return 0
 
     def keras_layer(self, name: str) -> Any:
         from keras import layers
@@ -179,7 +162,7 @@ class Softmax:
 
 
 @dataclass(frozen=True)
-class BlurPool:
+class BlurPool(Spec):
     """Fixed binomial low-pass filter, depthwise, stride `stride` (Zhang 2019).
 
     Reflect padding of filter_size − 1 in total: out = floor((n − f + f − 1)/s) + 1 =
@@ -219,7 +202,7 @@ class BlurPool:
 
 
 @dataclass(frozen=True)
-class LpPool:
+class LpPool(Spec):
     """(mean over the window of |x|^p)^(1/p): p = 1 is avg of |x|, p → ∞ tends to max.
 
     Same geometry as Pool; 0 params, 0 FLOPs (a pool, as Pool counts).
@@ -233,9 +216,6 @@ class LpPool:
     def output_shape(self, name: str, x: Shape) -> Shape:
         return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
 
-    def flops(self, x: Shape) -> int:
-        return 0
-
     def keras_layer(self, name: str) -> Any:
         from dsbench import keras_layers
 
@@ -243,7 +223,7 @@ class LpPool:
 
 
 @dataclass(frozen=True)
-class MixedPool:
+class MixedPool(Spec):
     """α·max + (1 − α)·avg over one window (Lee et al. 2016).
 
     Same geometry as Pool; 0 FLOPs (a pool). Params: 1 (the logit of α) with
@@ -259,9 +239,6 @@ class MixedPool:
     def output_shape(self, name: str, x: Shape) -> Shape:
         return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
 
-    def flops(self, x: Shape) -> int:
-        return 0
-
     def keras_layer(self, name: str) -> Any:
         from dsbench import keras_layers
 
@@ -271,7 +248,7 @@ class MixedPool:
 
 
 @dataclass(frozen=True)
-class SpaceToDepth:
+class SpaceToDepth(Spec):
     """Pixel unshuffle: block×block patches → block² × channels; nothing is dropped.
 
     A map not divisible by block follows `padding` like a block×block, stride-block pool:
@@ -290,9 +267,6 @@ class SpaceToDepth:
             self.block * self.block * c,
         )
 
-    def flops(self, x: Shape) -> int:
-        return 0
-
     def keras_layer(self, name: str) -> Any:
         from dsbench import keras_layers
 
@@ -300,7 +274,7 @@ class SpaceToDepth:
 
 
 @dataclass(frozen=True)
-class Pad:
+class Pad(Spec):
     """Zero padding, (before, after) rows and columns: the input adapter for small images."""
 
     rows: tuple[int, int]
@@ -315,9 +289,6 @@ class Pad:
     def output_shape(self, name: str, x: Shape) -> Shape:
         return (x[0] + sum(self.rows), x[1] + sum(self.cols), x[2])
 
-    def flops(self, x: Shape) -> int:
-        return 0
-
     def keras_layer(self, name: str) -> Any:
         from keras import layers
 
@@ -325,7 +296,7 @@ class Pad:
 
 
 @dataclass(frozen=True)
-class Augment:
+class Augment(Spec):
     """Training-batch augmentation: random translations (≤ translate px) and flips.
 
     Identity at evaluation; see dsbench.preprocess.augmentation_layers.
@@ -334,12 +305,6 @@ class Augment:
     translate: int
     flip: bool
     image_size: int
-
-    def output_shape(self, name: str, x: Shape) -> Shape:
-        return x
-
-    def flops(self, x: Shape) -> int:
-        return 0
 
     def keras_layer(self, name: str) -> Any:
         import keras

@@ -62,13 +62,19 @@ def _check_writable(uri: str) -> None:
 
 
 def git_commit() -> str:
+    """HEAD's commit, with "-dirty" when tracked files have uncommitted changes."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        dirty = git("diff", "--quiet", "HEAD").returncode == 1
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def run_name(cfg: TrainConfig) -> str:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from dsbench import cli, config, dataset, springenberg, tracking
 from dsbench.describe import shape_table
 from dsbench.errors import DsbenchError
+from dsbench.evaluate import evaluate_shifts
 from dsbench.model import (
     build_keras,
     count_trainable,
@@ -110,6 +111,12 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
         if model.stop_training and losses and not all(map(_finite, losses)):
             raise FloatingPointError(f"loss became {losses[-1]} in epoch {len(losses)}")
         test = trainer.evaluate(model, splits.x_test, splits.y_test, cfg.trainer.batch_size)
+        robustness = evaluate_shifts(
+            trainer.predictor(model, cfg.trainer.batch_size),
+            splits.x_test,
+            splits.y_test,
+            cfg.evaluation,
+        )
         final = {
             "test_loss": test["loss"],
             "test_accuracy": test["accuracy"],
@@ -119,6 +126,7 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
             "flops_per_image": float(flops_per_image(plan, info.image_shape)),
             "compile_seconds": timing.compile_seconds,
             "train_images": float(len(splits.x_train)),
+            **robustness,
         }
         run.log_metrics(final)
     log.info("%s: test accuracy %.4f", tracking.run_name(cfg), final["test_accuracy"])

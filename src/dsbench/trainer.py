@@ -141,6 +141,11 @@ def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) 
     return {k: float(v) for k, v in out.items()}
 
 
+def predictor(model: keras.Model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Images → class probabilities, in inference mode (no dropout, no augmentation)."""
+    return lambda x: model.predict(x, batch_size=batch_size, verbose=0)
+
+
 def device() -> str:
     devices = keras.distribution.list_devices()
     return devices[0] if devices else "unknown"

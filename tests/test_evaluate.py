@@ -1,0 +1,73 @@
+"""Shift robustness: the shifts are exact, and the metrics tell invariant from position-bound."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsbench.config import EvaluationConfig
+from dsbench.evaluate import axis_shifts, evaluate_shifts, shift
+
+
+def test_shift_moves_pixels_and_fills_zero() -> None:
+    img = np.arange(1, 17, dtype=np.uint8).reshape(1, 4, 4, 1)
+    down_right = shift(img, np.array([1]), np.array([2]))[0, :, :, 0]
+    assert down_right.tolist() == [[0, 0, 0, 0], [0, 0, 1, 2], [0, 0, 5, 6], [0, 0, 9, 10]]
+    up_left = shift(img, np.array([-1]), np.array([-1]))[0, :, :, 0]
+    assert up_left.tolist() == [[6, 7, 8, 0], [10, 11, 12, 0], [14, 15, 16, 0], [0, 0, 0, 0]]
+    assert (shift(img, np.array([0]), np.array([0])) == img).all()
+
+
+def test_axis_shifts_are_k_pixels_along_one_axis() -> None:
+    dy, dx = axis_shifts(1000, 3, np.random.default_rng(0))
+    assert set(zip(dy.tolist(), dx.tolist(), strict=True)) == {(3, 0), (-3, 0), (0, 3), (0, -3)}
+
+
+def _blobs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A 2×2 square at (5, 5) of each 12×12 image (inside after any ±4 px shift); class =
+    its brightness."""
+    x = np.zeros((n, 12, 12, 1), dtype=np.uint8)
+    y = rng.integers(0, 2, size=n)
+    for i in range(n):
+        x[i, 5:7, 5:7] = 100 + 100 * y[i]
+    return x, y
+
+
+def test_an_invariant_predictor_is_fully_consistent() -> None:
+    x, y = _blobs(200, np.random.default_rng(1))
+
+    def by_brightness(images: np.ndarray) -> np.ndarray:  # ignores where the blob is
+        bright = images.reshape(len(images), -1).max(axis=1) > 150
+        return np.stack([~bright, bright], axis=1).astype(float)
+
+    m = evaluate_shifts(by_brightness, x, y, EvaluationConfig(shifts=[1, 4], consistency_shift=4))
+    assert m["shift_consistency"] == 1.0
+    assert (
+        m["test_accuracy_shift0"] == m["test_accuracy_shift1"] == m["test_accuracy_shift4"] == 1.0
+    )
+    assert m["inference_images_per_sec"] > 0
+
+
+def test_a_position_bound_predictor_is_not() -> None:
+    x, y = _blobs(200, np.random.default_rng(2))
+
+    def by_position(images: np.ndarray) -> np.ndarray:  # the parity of the blob's row
+        rows = images[..., 0].max(axis=2).argmax(axis=1)
+        odd = rows % 2 == 1
+        return np.stack([~odd, odd], axis=1).astype(float)
+
+    m = evaluate_shifts(by_position, x, y, EvaluationConfig(shifts=[1], consistency_shift=4))
+    assert m["shift_consistency"] < 0.7  # two shifts agree on the row parity about half the time
+
+
+def test_seeded_metrics_repeat() -> None:
+    x, y = _blobs(100, np.random.default_rng(3))
+    rng = np.random.default_rng(9)
+    weights = rng.normal(size=(144, 2))
+
+    def linear(images: np.ndarray) -> np.ndarray:
+        return images.reshape(len(images), -1).astype(float) @ weights
+
+    cfg = EvaluationConfig()
+    a, b = evaluate_shifts(linear, x, y, cfg), evaluate_shifts(linear, x, y, cfg)
+    a.pop("inference_images_per_sec"), b.pop("inference_images_per_sec")  # timings differ
+    assert a == b
