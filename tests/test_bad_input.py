@@ -93,3 +93,34 @@ def test_corrupted_archive(shared_data: Path, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     _assert_one_line_no_store(out, "md5", tmp_path)
+
+
+def test_truncated_cifar_archive(cifar10_archive_dir: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "cifar10" / "cifar-10-binary.tar.gz"
+    archive.parent.mkdir()
+    data = (cifar10_archive_dir / archive.name).read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    out = dsbench(
+        "train",
+        *TINY,
+        "dataset=cifar10",
+        "model=springenberg_a",
+        "dataset.verify_md5=false",
+        f"dataset.archive_dir={archive.parent}",
+        f"tracking.uri={store_uri(tmp_path)}",
+        cwd=tmp_path,
+    )
+    _assert_one_line_no_store(out, "cifar-10-binary.tar.gz", tmp_path)
+
+
+def test_cifar_archive_with_wrong_md5(cifar10_archive_dir: Path, tmp_path: Path) -> None:
+    out = dsbench(
+        "train",
+        *TINY,
+        "dataset=cifar10",
+        "model=springenberg_a",
+        f"dataset.archive_dir={cifar10_archive_dir}",
+        f"tracking.uri={store_uri(tmp_path)}",
+        cwd=tmp_path,
+    )
+    _assert_one_line_no_store(out, "md5", tmp_path)

@@ -23,6 +23,7 @@ EXIT_BAD_INPUT = 2
 
 
 def one_line(e: BaseException) -> str:
+    """A Hydra/OmegaConf error as one line: the messages of its cause chain, joined."""
     if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
         group, _, value = e.missing_cfg_file.rpartition("/")
         return f"unknown {group or 'config'} {value!r}; choose one of: {', '.join(e.options)}"

@@ -50,7 +50,7 @@ def _check_writable(uri: str) -> None:
     if parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
     elif parsed.scheme in ("", "file"):
-        path = Path(parsed.path) / "x"
+        path = Path(parsed.path)  # the store folder: MLflow creates it in an existing parent
     else:
         return  # a server or database: MLflow reports its own errors
     folder = path.parent if str(path.parent) else Path(".")
