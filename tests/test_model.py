@@ -73,31 +73,6 @@ def test_keras_io_convnet_exactly() -> None:
     assert model.count_params() == count_trainable(model) == 34_826
 
 
-# Paper table (../shared/docs/springenberg2015.md), CIFAR-10 head.
-PAPER_PARAMS = {
-    ("springenberg_a", "max"): 839_242,
-    ("springenberg_a", "strided"): 839_242,
-    ("springenberg_a", "convpool"): 1_254_250,
-    ("springenberg_a", "conv"): 1_254_250,
-    ("springenberg_b", "max"): 885_610,
-    ("springenberg_b", "strided"): 885_610,
-    ("springenberg_b", "convpool"): 1_300_618,
-    ("springenberg_b", "conv"): 1_300_618,
-    ("springenberg_c", "max"): 954_730,
-    ("springenberg_c", "strided"): 954_730,
-    ("springenberg_c", "convpool"): 1_369_738,
-    ("springenberg_c", "conv"): 1_369_738,
-}
-
-
-@pytest.mark.parametrize(("backbone", "downsample"), PAPER_PARAMS)
-def test_springenberg_parameter_counts(backbone: str, downsample: str) -> None:
-    plan = plan_model(
-        ModelConfig(backbone), DownsampleConfig(downsample), HeadConfig("allconv", 0.0), 10
-    )
-    assert build_keras(plan, CIFAR).count_params() == PAPER_PARAMS[(backbone, downsample)]
-
-
 def test_only_the_slots_differ_between_strategies() -> None:
     """Same backbone, two strategies: the convs of the blocks are the same layers."""
     convs = {}

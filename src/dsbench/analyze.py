@@ -105,9 +105,15 @@ def provenance(experiment: str, uri: str) -> str:
     return (
         f"Produced by `{command}` from MLflow experiment `{experiment}` ({uri}) on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node() or 'unknown host'} "
-        f"({platform.machine()}, {os.cpu_count()} CPUs), dsbench {git_commit()[:12]}, "
+        f"({platform.machine()}, {os.cpu_count()} CPUs), dsbench {_short(git_commit())}, "
         f"mlflow {mlflow.__version__}, pandas {pd.__version__}.\n"
     )
+
+
+def _short(commit: str) -> str:
+    """abc123…-dirty → abc123456789-dirty: short, but keeping the dirty marker."""
+    sha, dirty, _ = commit.partition("-dirty")
+    return sha[:12] + dirty
 
 
 def analyze(experiment: str, uri: str, out_dir: Path, filter_string: str = "") -> pd.DataFrame:
