@@ -154,9 +154,9 @@ def test_lr_is_chosen_on_validation_not_test() -> None:
         for seed, jitter in [(0, 0.0), (1, 0.02)]:
             rows.append(
                 {
-                    "tags.dataset": "cifar10",
-                    "tags.model": "springenberg_c",
-                    "tags.downsample": "conv",
+                    "dataset": "cifar10",
+                    "model": "springenberg_c",
+                    "downsample": "conv",
                     "params.trainer.lr": str(lr),
                     "metrics.val_accuracy": val,
                     "metrics.test_error": test + jitter,

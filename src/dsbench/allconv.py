@@ -16,13 +16,15 @@ import sys
 
 import pandas as pd
 
+from dsbench import analyze, cli
+from dsbench.errors import DsbenchError
 from dsbench.springenberg import variant
 
 
 def selected(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model, downsample): the lr with the best validation accuracy."""
     runs = runs.assign(lr=runs["params.trainer.lr"].astype(float))
-    keys = ["tags.dataset", "tags.model", "tags.downsample"]
+    keys = ["dataset", "model", "downsample"]
     by_lr = runs.groupby([*keys, "lr"]).agg(
         val_accuracy=("metrics.val_accuracy", "mean"),
         test_error_mean=("metrics.test_error", "mean"),
@@ -33,12 +35,12 @@ def selected(runs: pd.DataFrame) -> pd.DataFrame:
     best = by_lr.reset_index().sort_values("val_accuracy", ascending=False)
     table = best.groupby(keys, as_index=False).first()
     table["variant"] = [
-        variant(m, d) for m, d in zip(table["tags.model"], table["tags.downsample"], strict=True)
+        variant(m, d) for m, d in zip(table["model"], table["downsample"], strict=True)
     ]
     for col in ("test_error_mean", "test_error_std"):
         table[col] = 100 * table[col]
     table["delta"] = table["test_error_mean"] - table["paper_error"]
-    return table.rename(columns={k: k.removeprefix("tags.") for k in keys})
+    return table
 
 
 def order_matches(table: pd.DataFrame) -> dict[str, bool | None]:
@@ -79,17 +81,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(
-        experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'"
-    )
-    if runs.empty or "tags.model" not in runs:
-        raise SystemExit(f"dsbench: error: no finished runs in experiment {experiment!r} at {uri}")
-    runs = runs[runs["tags.model"].notna()]  # not the sweep's parent runs
-    runs = runs.assign(paper_error=pd.to_numeric(runs.get("tags.paper_error"), errors="coerce"))
-    return runs
+    """The study's finished job runs, with the paper's error as a number."""
+    runs = analyze.load_runs(uri, experiment, "attributes.status = 'FINISHED'")
+    return runs.assign(paper_error=pd.to_numeric(runs.get("tags.paper_error"), errors="coerce"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,7 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
-    text = to_markdown(selected(load_runs(args.uri, args.experiment)))
+    try:
+        text = to_markdown(selected(load_runs(args.uri, args.experiment)))
+    except DsbenchError as e:
+        cli.fail(str(e))
     sys.stdout.write(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -45,7 +45,8 @@ def load_runs(uri: str, experiment: str, filter_string: str = "") -> pd.DataFram
         raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
     if runs.empty or "tags.downsample" not in runs:
-        raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs")
+        matching = f" matching {filter_string!r}" if filter_string else ""
+        raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
     return runs[runs["tags.downsample"].notna()].rename(
         columns={f"tags.{k}": k for k in KEYS} | {"tags.seed": "seed"}
     )

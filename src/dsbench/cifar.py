@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, one_line
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -92,10 +92,6 @@ CIFAR100 = CifarLayout(
 _FIX = "re-download the official archive"
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def read_cifar_members(path: str | PathLike[str], layout: CifarLayout) -> dict[str, bytes]:
     """The bytes of every member `layout` needs, read from the .tar.gz at `path`.
 
@@ -130,7 +126,7 @@ def read_cifar_members(path: str | PathLike[str], layout: CifarLayout) -> dict[s
         # BadGzipFile (OSError): not gzip; EOFError: cut off; zlib.error / BadGzipFile (CRC):
         # corrupted; TarError: gzip fine but not a tar.
         raise DsbenchError(
-            f"{layout.name} archive {path} cannot be read as a .tar.gz ({_one_line(e)}): {_FIX}"
+            f"{layout.name} archive {path} cannot be read as a .tar.gz ({one_line(e)}): {_FIX}"
         ) from None
     missing = [m for m in layout.members if m not in found]
     if missing:

@@ -69,8 +69,7 @@ def run_app(app: Callable[[], Any]) -> None:
     try:
         app()
         aborted = False
-        tracking.close_sweep(aborted=False)  # no-op unless a sweep is still open
-        if tracking.last_sweep_failures:
+        if tracking.last_sweep_failures:  # set when on_multirun_end closed the sweep
             print(
                 f"dsbench: {tracking.last_sweep_failures} job(s) of the sweep failed; "
                 "their runs carry a failure_reason tag",

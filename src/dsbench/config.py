@@ -167,6 +167,11 @@ class TrainerConfig:
     augment_translate: int = 0
     augment_flip: bool = False
 
+    @property
+    def augmented(self) -> bool:
+        """Training batches are augmented (the paper's "augmented" setting)."""
+        return bool(self.augment_translate or self.augment_flip)
+
     def __post_init__(self) -> None:
         if self.augment_translate < 0:
             raise DsbenchError(

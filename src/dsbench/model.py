@@ -123,7 +123,7 @@ def plan_from_config(cfg: TrainConfig, image_shape: Shape, num_classes: int) -> 
     """The model a run config asks for (input adapter, augmentation and scaling included)."""
     t = cfg.trainer
     augment = None
-    if t.augment_translate or t.augment_flip:
+    if t.augmented:
         size = max(cfg.model.pad_to or 0, image_shape[0])
         augment = Augment(t.augment_translate, t.augment_flip, size)
     return plan_model(

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, one_line
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -30,19 +30,13 @@ def _import_tfds() -> Any:
     return tfds
 
 
-def _one_line(error: BaseException, limit: int = 400) -> str:
-    """An exception's message on one line (TFDS messages span several), capped in length."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _builder(tfds: Any, name: str, data_dir: str | PathLike[str]) -> Any:
     try:
         # expanduser: configs use "~/tensorflow_datasets".
         return tfds.builder(name, data_dir=os.fspath(Path(data_dir).expanduser()))
     except Exception as e:  # DatasetNotFoundError and friends: report, do not dump a traceback
         raise DsbenchError(
-            f"TFDS cannot build dataset {name!r} ({_one_line(e)}): "
+            f"TFDS cannot build dataset {name!r} ({one_line(e)}): "
             "use a dataset name that TFDS 4.9.10 knows, or dataset.source=archive"
         ) from e
 
@@ -97,7 +91,7 @@ def prepare_tfds(name: str, data_dir: str | PathLike[str], manual_dir: str | Pat
                 f"checksums TFDS ships): {fix} (official files, unmodified)"
             ) from e
         raise DsbenchError(
-            f"TFDS could not prepare {name} in {data_dir} from {manual} ({_one_line(e)}): "
+            f"TFDS could not prepare {name} in {data_dir} from {manual} ({one_line(e)}): "
             f"{fix} (official files, unmodified)"
         ) from e
 
@@ -112,7 +106,7 @@ def read_tfds(name: str, data_dir: str | PathLike[str]) -> Arrays:
         x_test, y_test = tfds.as_numpy(test)
     except Exception as e:
         raise DsbenchError(
-            f"TFDS could not read {name} from {data_dir} ({_one_line(e)}): "
+            f"TFDS could not read {name} from {data_dir} ({one_line(e)}): "
             f"delete {data_dir} to prepare it again, or use dataset.source=archive"
         ) from e
     return (

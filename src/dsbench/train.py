@@ -139,9 +139,8 @@ def paper_tags(cfg: config.TrainConfig) -> dict[str, Any]:
     name = springenberg.variant(cfg.model.name, cfg.downsample.name)
     if name:
         tags["variant"] = name
-        augmented = bool(cfg.trainer.augment_translate or cfg.trainer.augment_flip)
         error = springenberg.paper_error(
-            cfg.dataset.name, cfg.model.name, cfg.downsample.name, augmented
+            cfg.dataset.name, cfg.model.name, cfg.downsample.name, cfg.trainer.augmented
         )
         if error is not None:
             tags["paper_error"] = error
