@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import TINY, dsbench, store_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -64,3 +65,31 @@ def cifar100_archive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cifar100_archive")
     write_cifar100_archive(folder)
     return folder
+
+
+STUDY_DESCRIPTION = "Max vs blur pooling on MNIST, 2 seeds: a test study."
+
+
+@pytest.fixture(scope="session")
+def study_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real sweep (max, blur × seeds 0, 1; tiny MNIST runs) in experiment `study`.
+
+    The sweep's end logs its analysis (tables, plots, dashboard) to the parent run. Shared by
+    the analysis and the MLflow UI tests; returns the store's URI.
+    """
+    folder = tmp_path_factory.mktemp("study")
+    uri = store_uri(folder)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "downsample=max,blur",
+        "trainer.seed=0,1",
+        "tracking.experiment=study",
+        f"tracking.description='{STUDY_DESCRIPTION}'",
+        f"tracking.uri={uri}",
+        cwd=folder,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return uri

@@ -1,4 +1,4 @@
-"""The comparison table, built from a store of real short runs, equals what MLflow holds."""
+"""Tables, plots and dashboard from a store of real short runs equal what MLflow holds."""
 
 from __future__ import annotations
 
@@ -9,67 +9,107 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from helpers import TINY, dsbench, store_uri
+from conftest import STUDY_DESCRIPTION
+from helpers import dsbench
+from mlflow import MlflowClient
 
 from dsbench.analyze import analyze
 
+PNG = b"\x89PNG\r\n\x1a\n"
+PLOTS = {"accuracy_vs_params", "accuracy_vs_throughput", "learning_curves", "accuracy_vs_shift"}
+
 
 @pytest.fixture(scope="module")
-def two_seed_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("analyze")
-    uri = store_uri(folder)
-    out = dsbench(
-        "train",
-        "-m",
-        *TINY,
-        f"dataset.archive_dir={shared_data / 'mnist'}",
-        "downsample=max,blur",
-        "trainer.seed=0,1",
-        "tracking.experiment=study",
-        f"tracking.uri={uri}",
-        cwd=folder,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return uri
+def report(study_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, Path]:
+    out = tmp_path_factory.mktemp("report")
+    return analyze("study", study_store, out, log_to_sweep=False), out
 
 
-def test_table_numbers_equal_mlflow(two_seed_store: str, tmp_path: Path) -> None:
-    table = analyze("study", two_seed_store, tmp_path)
+def test_table_numbers_equal_mlflow(study_store: str, report: tuple[pd.DataFrame, Path]) -> None:
+    table, out = report
     assert sorted(table["downsample"]) == ["blur", "max"]
+    mlflow.set_tracking_uri(study_store)
     runs = mlflow.search_runs(experiment_names=["study"], filter_string="tags.downsample = 'blur'")
-    for metric in ("test_error", "shift_consistency", "train_images_per_sec"):
+    row = table[table["downsample"] == "blur"].iloc[0]
+    for metric in ("test_error", "shift_consistency", "train_images_per_sec", "epoch_seconds"):
         values = runs[f"metrics.{metric}"]
-        row = table[table["downsample"] == "blur"].iloc[0]
         assert row[f"{metric}_mean"] == pytest.approx(values.mean())
         assert row[f"{metric}_std"] == pytest.approx(values.std())
     assert (table["seeds"] == 2).all()
-    csv = pd.read_csv(tmp_path / "comparison.csv")
+    csv = pd.read_csv(out / "comparison.csv")
     assert list(csv["downsample"]) == list(table["downsample"])
-    text = (tmp_path / "comparison.md").read_text()
-    assert "| mnist | convnet | blur | flatten | 2 |" in text
+    assert csv["test_error_mean"].tolist() == pytest.approx(table["test_error_mean"].tolist())
+    text = (out / "comparison.md").read_text()
+    err = 100 * row["test_error_mean"]
+    assert f"| mnist | convnet | blur | flatten | 2 | {err:.2f}" in text.replace("**", "")
     assert "All runs finished." in text and "Produced by" in text
 
 
-def test_analyze_cli_and_unknown_experiment(two_seed_store: str, tmp_path: Path) -> None:
+def test_latex_and_html_tables(report: tuple[pd.DataFrame, Path]) -> None:
+    table, out = report
+    tex = (out / "comparison.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"\bottomrule" in tex
+    assert r"test error \%" in tex and r"$\pm$" in tex and r"\textbf{" in tex
+    html = (out / "comparison.html").read_text()
+    assert html.count("<tr") == len(table) + 1  # header + one row per group
+    assert "<b>" in html and "shift consistency %" in html
+
+
+def test_plots_are_pngs(report: tuple[pd.DataFrame, Path]) -> None:
+    _, out = report
+    written = {p.stem: p for p in (out / "plots").glob("*.png")}
+    assert set(written) == PLOTS
+    for path in written.values():
+        data = path.read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000
+
+
+def test_dashboard_is_self_contained(report: tuple[pd.DataFrame, Path]) -> None:
+    _, out = report
+    page = (out / "dashboard.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(PLOTS)
+    assert "dsbench dashboard: study" in page and STUDY_DESCRIPTION in page
+    assert "<script" not in page and 'src="http' not in page
+
+
+def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None:
+    client = MlflowClient(tracking_uri=study_store)
+    experiment = client.get_experiment_by_name("study")
+    assert experiment.tags["mlflow.note.content"] == STUDY_DESCRIPTION
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`dsbench.role` = 'sweep'"
+    )
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "analysis")}
+    expected = {f"analysis/comparison.{e}" for e in ("md", "csv", "tex", "html")}
+    assert logged >= expected | {"analysis/dashboard.html", "analysis/plots"}
+    pngs = {a.path for a in client.list_artifacts(parent.info.run_id, "analysis/plots")}
+    assert pngs == {f"analysis/plots/{p}.png" for p in PLOTS}
+
+
+def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path) -> None:
     ok = dsbench(
         "analyze",
         "experiment=study",
-        f"tracking.uri={two_seed_store}",
+        "sweep=latest",
+        f"tracking.uri={study_store}",
         f"out_dir={tmp_path}",
         cwd=tmp_path,
     )
     assert ok.returncode == 0, ok.stderr
-    assert (tmp_path / "comparison.md").exists()
-    bad = dsbench("analyze", "experiment=nope", f"tracking.uri={two_seed_store}", cwd=tmp_path)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
-        f"dsbench: error: no MLflow experiment 'nope' at {two_seed_store}"
-    ]
+    assert "2 groups" in ok.stdout and (tmp_path / "dashboard.html").exists()
+    for args, error in [
+        (["experiment=nope"], f"no MLflow experiment 'nope' at {study_store}"),
+        (["experiment=study", "sweep=abc"], "sweep 'abc' is not a sweep run of experiment 'study'"),
+    ]:
+        bad = dsbench("analyze", *args, f"tracking.uri={study_store}", cwd=tmp_path)
+        assert bad.returncode == 2
+        (line,) = bad.stderr.strip().splitlines()
+        assert line.startswith(f"dsbench: error: {error}")
 
 
 def test_analysis_imports_neither_tensorflow_nor_keras() -> None:
     code = (
-        "import sys, dsbench.analyze, dsbench.allconv; "
+        "import sys, dsbench.analyze, dsbench.allconv, dsbench.plots; "
         "bad = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]; "
         "assert not bad, bad"
     )

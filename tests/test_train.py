@@ -254,3 +254,10 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     assert fine.info.status == "FINISHED"
     parent = runs[None]
     assert parent.info.status == "FAILED" and parent.data.tags["jobs_failed"] == "1"
+    # The sweep's analysis lists the failed job with its reason, never drops it silently.
+    table = mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id, artifact_path="analysis/comparison.md", tracking_uri=uri
+    )
+    text = Path(table).read_text()
+    assert "Runs that did not finish" in text
+    assert "FAILED (FloatingPointError: loss became" in text

@@ -16,7 +16,7 @@ import sys
 
 import pandas as pd
 
-from dsbench import analyze, cli
+from dsbench import cli, runs
 from dsbench.errors import DsbenchError
 from dsbench.springenberg import variant
 
@@ -82,8 +82,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 def load_runs(uri: str, experiment: str) -> pd.DataFrame:
     """The study's finished job runs, with the paper's error as a number."""
-    runs = analyze.load_runs(uri, experiment, "attributes.status = 'FINISHED'")
-    return runs.assign(paper_error=pd.to_numeric(runs.get("tags.paper_error"), errors="coerce"))
+    found = runs.load_runs(uri, experiment, "attributes.status = 'FINISHED'")
+    return found.assign(paper_error=pd.to_numeric(found.get("tags.paper_error"), errors="coerce"))
 
 
 def main(argv: list[str] | None = None) -> None:

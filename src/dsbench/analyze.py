@@ -1,27 +1,39 @@
-"""A study's runs as a comparison table: `python -m dsbench.analyze experiment=<name>`.
+"""A study's runs as comparison tables and plots: `python -m dsbench.analyze experiment=<name>`.
 
-Reads the runs with MLflow's search API into pandas, groups them by dataset × model ×
-downsample × head and writes, per group, the mean ± std over seeds and the seed count of the
-test error, the shift metrics and the costs, to `<out_dir>/comparison.md` and `.csv`.
+Reads the runs with MLflow's search API into pandas (`runs.py`), groups them by dataset ×
+model × downsample × head and writes, per group, the mean ± std over seeds and the seed count
+of the test error, the shift metrics and the costs, into `<out_dir>/`:
+
+    comparison.md / .csv / .tex / .html   the table (best of each column in bold)
+    paper_vs_ours.md                      Springenberg 2015 runs only: ours beside Table 3
+    plots/*.png                           accuracy vs params / throughput / shift, learning curves
+    dashboard.html                        all of the above in one self-contained page
+
+and logs them under `analysis/` to the sweep's parent run, where the MLflow UI shows them.
 Failed or unfinished runs are listed, not dropped. Imports neither TensorFlow nor Keras.
 """
 
 from __future__ import annotations
 
+import html
+import logging
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 import pandas as pd
 from omegaconf import DictConfig
 
-from dsbench import cli, config
-from dsbench.errors import DsbenchError
+from dsbench import allconv, cli, config, dashboard, plots
+from dsbench.runs import KEYS, histories, load_runs, resolve_sweep
 
-KEYS = ["dataset", "model", "downsample", "head"]
+log = logging.getLogger(__name__)
+
 # metric → (column title, scale, lower is better); mean ± std over seeds for each.
 COLUMNS = {
     "test_error": ("test error %", 100, True),
@@ -32,30 +44,24 @@ COLUMNS = {
     "params_total": ("params", 1, True),
     "flops_per_image": ("MFLOPs", 1e-6, True),
     "train_images_per_sec": ("train img/s", 1, False),
+    "inference_images_per_sec": ("infer img/s", 1, False),
     "epoch_seconds": ("epoch s", 1, True),
 }
-
-
-def load_runs(uri: str, experiment: str, filter_string: str = "") -> pd.DataFrame:
-    """Every job run of the experiment (not the sweeps' parent runs), any status."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
-    if runs.empty or "tags.downsample" not in runs:
-        matching = f" matching {filter_string!r}" if filter_string else ""
-        raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
-    return runs[runs["tags.downsample"].notna()].rename(
-        columns={f"tags.{k}": k for k in KEYS} | {"tags.seed": "seed"}
-    )
+CURVE_METRIC = "val_accuracy"  # the learning curves' per-epoch metric
 
 
 def comparison(runs: pd.DataFrame) -> pd.DataFrame:
-    """mean, std and n per group of FINISHED runs; sorted by mean test error."""
+    """mean, std and n per group of FINISHED runs; sorted by mean test error.
+
+    Every `test_accuracy_shift{k}` is aggregated too (the shift plot uses them all).
+    """
     done = runs[runs["status"] == "FINISHED"]
-    metrics = [m for m in COLUMNS if f"metrics.{m}" in done]
+    shift_metrics = sorted(
+        c.removeprefix("metrics.")
+        for c in done.columns
+        if c.startswith("metrics.test_accuracy_shift") and c.removeprefix("metrics.") not in COLUMNS
+    )
+    metrics = [m for m in [*COLUMNS, *shift_metrics] if f"metrics.{m}" in done]
     grouped = done.groupby(KEYS)[[f"metrics.{m}" for m in metrics]]
     table = grouped.agg(["mean", "std"])
     table.columns = [f"{m.removeprefix('metrics.')}_{stat}" for m, stat in table.columns]
@@ -63,38 +69,73 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("test_error_mean").reset_index()
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """Mean ± std (std only with 2+ seeds); the best value of each column in bold."""
+class Markup(NamedTuple):
+    """How one output format writes bold, ± and escaped text."""
+
+    bold: str  # a format string with {}
+    pm: str
+    escape: Callable[[str], str]
+
+    def text(self, value: object) -> str:
+        return self.escape(str(value))
+
+
+def _latex_escape(s: str) -> str:
+    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
+
+
+MARKDOWN = Markup("**{}**", " ± ", str)
+HTML = Markup("<b>{}</b>", " ± ", html.escape)
+LATEX = Markup(r"\textbf{{{}}}", r" $\pm$ ", _latex_escape)
+
+
+def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
+    """The table as text cells: mean ± std (std only with 2+ seeds), the best in bold."""
     metrics = [m for m in COLUMNS if f"{m}_mean" in table]
-    header = [*KEYS, "seeds", *(COLUMNS[m][0] for m in metrics)]
     best = {
         m: table[f"{m}_mean"].min() if COLUMNS[m][2] else table[f"{m}_mean"].max() for m in metrics
     }
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, row in table.iterrows():
-        cells = [str(row[k]) for k in KEYS] + [str(int(row["seeds"]))]
-        for m in metrics:
-            scale = COLUMNS[m][1]
-            mean, std = row[f"{m}_mean"] * scale, row[f"{m}_std"] * scale
+    out = pd.DataFrame({markup.text(k): table[k].map(markup.text) for k in KEYS})
+    out["seeds"] = table["seeds"].astype(int).astype(str)
+    for m in metrics:
+        title, scale, _ = COLUMNS[m]
+        cells = []
+        for mean_raw, std_raw in zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True):
+            mean, std = mean_raw * scale, std_raw * scale
             digits = 0 if abs(mean) >= 1000 else 2
-            cell = f"{mean:,.{digits}f}" + ("" if pd.isna(std) else f" ± {std:,.{digits}f}")
-            cells.append(f"**{cell}**" if row[f"{m}_mean"] == best[m] else cell)
-        lines.append("| " + " | ".join(cells) + " |")
+            cell = f"{mean:,.{digits}f}" + (
+                "" if pd.isna(std) or std == 0 else f"{markup.pm}{std:,.{digits}f}"
+            )
+            cells.append(markup.bold.format(cell) if mean_raw == best[m] else cell)
+        out[markup.text(title)] = cells
+    return out
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    cells = display(table, MARKDOWN)
+    lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
-def not_finished(runs: pd.DataFrame) -> str:
-    bad = runs[runs["status"] != "FINISHED"]
-    if bad.empty:
-        return "All runs finished.\n"
-    lines = ["Runs that did not finish (not in the table):", ""]
-    for _, r in bad.iterrows():
+def to_latex(table: pd.DataFrame) -> str:
+    return display(table, LATEX).to_latex(index=False, escape=False)
+
+
+def to_html(table: pd.DataFrame) -> str:
+    return display(table, HTML).to_html(index=False, escape=False, border=0, classes="comparison")
+
+
+def not_finished(runs: pd.DataFrame) -> list[str]:
+    """One line per run that did not finish: name, status and failure reason."""
+    lines = []
+    for _, r in runs[runs["status"] != "FINISHED"].iterrows():
         reason = r.get("tags.failure_reason")
         lines.append(
-            f"- {r['tags.mlflow.runName']}: {r['status']}"
+            f"{r['tags.mlflow.runName']}: {r['status']}"
             + (f" ({reason})" if isinstance(reason, str) else "")
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def provenance(experiment: str, uri: str) -> str:
@@ -107,7 +148,7 @@ def provenance(experiment: str, uri: str) -> str:
         f"Produced by `{command}` from MLflow experiment `{experiment}` ({uri}) on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node() or 'unknown host'} "
         f"({platform.machine()}, {os.cpu_count()} CPUs), dsbench {_short(git_commit())}, "
-        f"mlflow {mlflow.__version__}, pandas {pd.__version__}.\n"
+        f"mlflow {mlflow.__version__}, pandas {pd.__version__}."
     )
 
 
@@ -117,30 +158,112 @@ def _short(commit: str) -> str:
     return sha[:12] + dirty
 
 
-def analyze(experiment: str, uri: str, out_dir: Path, filter_string: str = "") -> pd.DataFrame:
-    runs = load_runs(uri, experiment, filter_string)
+def paper_table(runs: pd.DataFrame) -> str | None:
+    """Springenberg 2015 runs: ours vs Table 3 (lr chosen on validation), else None."""
+    done = runs[runs["status"] == "FINISHED"]
+    if "tags.variant" not in done or done["tags.variant"].isna().all():
+        return None
+    study = done[done["tags.variant"].notna()]
+    study = study.assign(paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"))
+    return allconv.to_markdown(allconv.selected(study))
+
+
+def analyze(
+    experiment: str,
+    uri: str,
+    out_dir: Path,
+    filter_string: str = "",
+    sweep: str = "",
+    log_to_sweep: bool = True,
+) -> pd.DataFrame:
+    """Write every table, plot and the dashboard; log them to the sweep's parent run."""
+    runs = load_runs(uri, experiment, filter_string, sweep)
     table = comparison(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "comparison.csv", index=False)
-    text = "\n".join(
-        [
-            f"# {experiment}: comparison by strategy\n",
-            "Mean ± std over seeds (std shown from 2 seeds on); best of each column in bold.\n",
-            to_markdown(table),
-            not_finished(runs),
-            provenance(experiment, uri),
-        ]
+    missing = not_finished(runs)
+    origin = provenance(experiment, uri)
+    heading = f"# {experiment}: comparison by strategy\n"
+    legend = (
+        "Mean ± std over seeds (std shown from 2 seeds on, omitted where the seeds agree); "
+        "best of each column in bold.\n"
     )
-    (out_dir / "comparison.md").write_text(text)
+    failures = (
+        "Runs that did not finish (not in the table):\n\n" + "".join(f"- {m}\n" for m in missing)
+        if missing
+        else "All runs finished.\n"
+    )
+    files = [out_dir / f"comparison.{ext}" for ext in ("md", "csv", "tex", "html")]
+    (out_dir / "comparison.md").write_text(
+        "\n".join([heading, legend, to_markdown(table), failures, origin + "\n"])
+    )
+    table.to_csv(out_dir / "comparison.csv", index=False)
+    (out_dir / "comparison.tex").write_text(f"% {origin}\n" + to_latex(table))
+    (out_dir / "comparison.html").write_text(to_html(table))
+
+    paper = paper_table(runs)
+    if paper is not None:
+        files.append(out_dir / "paper_vs_ours.md")
+        files[-1].write_text(
+            f"# {experiment}: ours vs Springenberg et al. 2015\n\n{paper}\n{origin}\n"
+        )
+
+    finished = list(runs.loc[runs["status"] == "FINISHED", "run_id"])
+    history = histories(uri, finished, CURVE_METRIC)
+    figures = plots.write_all(table, runs, history, out_dir / "plots")
+    page = dashboard.render(
+        experiment=experiment,
+        description=_description(uri, experiment),
+        table_html=to_html(table),
+        legend=legend,
+        figures=figures,
+        not_finished=missing,
+        paper_markdown=paper,
+        counts={"runs": len(runs), "finished": len(finished), "groups": len(table)},
+        provenance=origin,
+    )
+    files.append(out_dir / "dashboard.html")
+    files[-1].write_text(page)
+
+    parent = resolve_sweep(uri, experiment, sweep) or _newest_sweep(runs)
+    if log_to_sweep and parent:
+        _log_to_run(uri, parent, files, figures)
     return table
+
+
+def _description(uri: str, experiment: str) -> str:
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    return (found.tags.get("mlflow.note.content") or "") if found else ""
+
+
+def _newest_sweep(runs: pd.DataFrame) -> str | None:
+    """The parent of the most recently started job that belongs to a sweep."""
+    in_sweep = runs[runs["sweep_id"].notna()]
+    if in_sweep.empty:
+        return None
+    return str(in_sweep.sort_values("start_time").iloc[-1]["sweep_id"])
+
+
+def _log_to_run(uri: str, run_id: str, files: list[Path], figures: list[Path]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for path in files:
+        client.log_artifact(run_id, str(path), "analysis")
+    for path in figures:
+        client.log_artifact(run_id, str(path), "analysis/plots")
+    log.info("analysis logged to sweep run %s under analysis/", run_id)
 
 
 @hydra.main(version_base="1.3", config_path=config.CONF_DIR, config_name="analyze")
 def _app(cfg: DictConfig) -> None:
     with cli.exit_on_bad_input():
         out = Path(cfg.out_dir)
-        table = analyze(cfg.experiment, cfg.tracking.uri, out, cfg.filter)
-        print(f"{len(table)} groups → {out / 'comparison.md'}, {out / 'comparison.csv'}")
+        table = analyze(
+            cfg.experiment, cfg.tracking.uri, out, cfg.filter, str(cfg.sweep), cfg.log_to_sweep
+        )
+        print(f"{len(table)} groups → {out}/comparison.{{md,csv,tex,html}}, plots/, dashboard.html")
 
 
 def main() -> None:

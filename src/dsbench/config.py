@@ -198,6 +198,8 @@ class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "dsbench"
     run_name: str | None = None  # None: dataset/model/downsample+head/s<seed>
+    description: str = ""  # the experiment's note in the MLflow UI (a study says what it compares)
+    system_metrics: bool = True  # MLflow's CPU / memory / GPU sampling, every 10 s, off-thread
 
 
 @dataclass

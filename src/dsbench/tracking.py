@@ -36,7 +36,10 @@ def open_experiment(tracking: TrackingConfig) -> str:
     _check_writable(tracking.uri)
     mlflow.set_tracking_uri(tracking.uri)
     try:
-        return mlflow.set_experiment(tracking.experiment).experiment_id
+        experiment_id = mlflow.set_experiment(tracking.experiment).experiment_id
+        if tracking.description:  # the note the MLflow UI shows above the runs
+            mlflow.set_experiment_tag("mlflow.note.content", tracking.description.strip())
+        return experiment_id
     except mlflow.exceptions.MlflowException as e:
         raise DsbenchError(
             f"cannot use MLflow experiment {tracking.experiment!r} at {tracking.uri}: "
@@ -138,7 +141,12 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
 
     open_experiment(cfg.tracking)
     parent = os.environ.get(PARENT_ENV) if in_sweep() else None
-    run = mlflow.start_run(run_name=run_name(cfg), tags=tags, parent_run_id=parent)
+    run = mlflow.start_run(
+        run_name=run_name(cfg),
+        tags=tags,
+        parent_run_id=parent,
+        log_system_metrics=cfg.tracking.system_metrics,
+    )
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name(cfg), cfg.tracking.uri)
     try:
         yield Tracker(enabled=True)
@@ -155,7 +163,12 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
 
 
 class SweepParentRun(Callback):
-    """Hydra callback: a multirun is one parent MLflow run; its jobs are nested runs."""
+    """Hydra callback: a multirun is one parent MLflow run; its jobs are nested runs.
+
+    When the sweep ends, its comparison table, plots and dashboard are logged to the parent.
+    """
+
+    tracking: TrackingConfig | None = None  # set when a parent run was opened
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra only warns when a callback raises; with bad input, open no parent and let
@@ -177,10 +190,28 @@ class SweepParentRun(Callback):
             tags={"dsbench.role": "sweep", "sweep_dir": str(sweep_dir), "git_commit": git_commit()},
         )
         os.environ[PARENT_ENV] = run.info.run_id
+        self.tracking = cfg.tracking
         log.info("MLflow sweep parent run %s", run.info.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        parent = os.environ.get(PARENT_ENV)
         close_sweep(aborted=False)
+        if parent and self.tracking is not None:
+            report(self.tracking, parent, Path(config.hydra.sweep.dir) / "analysis")
+
+
+def report(tracking: TrackingConfig, parent_run_id: str, out_dir: Path) -> None:
+    """Tables, plots and dashboard of a finished sweep, logged to its parent run.
+
+    A failure here must not turn a finished sweep into an error: it is logged, and
+    `python -m dsbench.analyze sweep=<id>` can be run again later.
+    """
+    from dsbench import analyze  # pandas and matplotlib: only once a sweep has ended
+
+    try:
+        analyze.analyze(tracking.experiment, tracking.uri, out_dir, sweep=parent_run_id)
+    except Exception as e:
+        log.error("analysis of sweep %s failed (%s: %s)", parent_run_id, type(e).__name__, e)
 
 
 # Jobs of the last sweep of this process that did not finish (the CLI's exit code).

@@ -1,0 +1,78 @@
+"""A study's MLflow runs as pandas frames: the one place analysis reads the tracking store.
+
+Imports neither TensorFlow nor Keras: analysis runs on any machine with the store.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dsbench.errors import DsbenchError
+
+KEYS = ["dataset", "model", "downsample", "head"]  # what a comparison groups by
+SWEEP_ROLE = "tags.`dsbench.role` = 'sweep'"
+
+
+def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "") -> pd.DataFrame:
+    """Every job run of the experiment (not the sweeps' parent runs), any status.
+
+    `sweep`: "" every job run; "latest" the jobs of the newest sweep; else a sweep's parent
+    run id. The frame gets a `sweep_id` column (its parent run id, or None).
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
+    parent = resolve_sweep(uri, experiment, sweep)
+    clauses = [c for c in (filter_string, parent and f"tags.mlflow.parentRunId = '{parent}'") if c]
+    where = " and ".join(clauses)
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+    if runs.empty or "tags.downsample" not in runs or runs["tags.downsample"].isna().all():
+        matching = f" matching {where!r}" if where else ""
+        raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
+    runs = runs[runs["tags.downsample"].notna()]
+    parents = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
+    return runs.rename(columns={f"tags.{k}": k for k in KEYS} | {"tags.seed": "seed"}).assign(
+        sweep_id=parents.where(parents.notna(), None)
+    )
+
+
+def sweeps(uri: str, experiment: str) -> pd.DataFrame:
+    """The experiment's sweep parent runs, newest first."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(
+        experiment_names=[experiment], filter_string=SWEEP_ROLE, order_by=["start_time DESC"]
+    )
+
+
+def resolve_sweep(uri: str, experiment: str, sweep: str) -> str | None:
+    """The parent run id that `sweep` names ("" → None: no sweep filter)."""
+    if not sweep:
+        return None
+    parents = sweeps(uri, experiment)
+    if parents.empty:
+        raise DsbenchError(f"experiment {experiment!r} has no sweeps; use sweep= (all runs)")
+    if sweep == "latest":
+        return str(parents.iloc[0]["run_id"])
+    if sweep not in set(parents["run_id"]):
+        raise DsbenchError(
+            f"sweep {sweep!r} is not a sweep run of experiment {experiment!r}; "
+            f"use sweep=latest, sweep= (all runs) or one of: {', '.join(parents['run_id'][:5])}"
+        )
+    return sweep
+
+
+def histories(uri: str, run_ids: list[str], metric: str) -> pd.DataFrame:
+    """One row per (run_id, step) of a per-epoch metric: columns run_id, step, value."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    rows = [
+        (run_id, m.step, m.value)
+        for run_id in run_ids
+        for m in client.get_metric_history(run_id, metric)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "step", "value"])
