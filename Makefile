@@ -14,20 +14,26 @@ PORT   ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui describe clean
+.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui screenshots describe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install:  ## create .venv and install the pinned dependencies (requirements.lock) and dsbench
-	@python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+# System packages come from Debian: python3-venv, and chromium + its driver for the UI test.
+APT_PACKAGES := $(if $(shell python3 -c 'import ensurepip' 2>/dev/null && echo y),,python3-venv) \
+                $(if $(shell command -v chromium),,chromium) \
+                $(if $(shell command -v chromedriver),,chromium-driver)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+install:  ## install system packages (Debian), .venv with the pinned dependencies and dsbench
+	$(if $(strip $(APT_PACKAGES)),$(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(strip $(APT_PACKAGES)))
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 
-test: lint  ## lint, then the whole test suite (~10 min on 2 cores)
+test: lint  ## lint, then the whole test suite (~12 min on 2 cores)
 	$(PY) -m pytest
 
 lint:  ## ruff lint + format check
@@ -49,14 +55,17 @@ PRESET ?=
 reproduce-allconv:  ## Springenberg 2015's 12 models × 4 lr (PRESET=small|fashion; ARGS; dry_run=true)
 	$(PY) -m dsbench.train -m experiments=springenberg2015$(if $(PRESET),_$(PRESET)) $(ARGS)
 
-analyze:  ## comparison table of a study into results/<experiment>/ (ARGS="experiment=...")
+analyze:  ## tables, plots and dashboard of a study into results/<experiment>/ (ARGS="experiment=...")
 	$(PY) -m dsbench.analyze $(ARGS)
+
+screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard) in headless Chromium; ARGS="--experiment ..."
+	$(PY) -m dsbench.ui $(ARGS)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)
 
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
-	@echo "MLflow UI: http://$(HOST):$(PORT)  (store: $(MLFLOW_TRACKING_URI))"
+	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(MLFLOW_TRACKING_URI))"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
 
 clean:  ## remove Hydra outputs and caches (keeps mlflow.db and results/)

@@ -1,0 +1,83 @@
+"""The MLflow UI over a store of real runs, in a real headless Chromium (Debian's chromium)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import STUDY_DESCRIPTION
+from mlflow import MlflowClient
+
+from dsbench import ui
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def study(study_store: str) -> dict[str, str]:
+    client = MlflowClient(tracking_uri=study_store)
+    experiment = client.get_experiment_by_name("study")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("dsbench.role") == "sweep")
+    job = next(r for r in runs if r.data.tags.get("downsample") == "blur")
+    return {
+        "experiment": experiment.experiment_id,
+        "sweep": parent.info.run_id,
+        "job": job.info.run_id,
+        "job_name": job.info.run_name,
+        "names": "\n".join(r.info.run_name for r in runs if r.info.run_id != parent.info.run_id),
+    }
+
+
+@pytest.mark.slow
+def test_runs_tags_and_dashboard_are_visible(
+    study_store: str, study: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    shots = tmp_path_factory.mktemp("ui_screenshots")
+    with ui.mlflow_ui(study_store, shots / "mlflow-ui.log") as base, ui.chromium() as driver:
+        assert base.startswith("http://127.0.0.1:")
+
+        text = ui.runs_page(driver, base, study["experiment"], group_by="downsample")
+        driver.save_screenshot(shots / "runs.png")
+        assert STUDY_DESCRIPTION in text  # the experiment's note
+        assert "Group: max" in text and "Group: blur" in text  # grouped by the strategy tag
+        for name in study["names"].splitlines():
+            assert name in text  # e.g. mnist/convnet/blur+flatten/s1
+
+        text = ui.run_page(driver, base, study["experiment"], study["job"])
+        driver.save_screenshot(shots / "run.png")
+        assert study["job_name"] in text
+        for tag in ("downsample", "blur", "head", "flatten", "seed"):
+            assert tag in text
+
+        text = ui.dashboard_page(driver, base, study["experiment"], study["sweep"])
+        driver.save_screenshot(shots / "dashboard.png")
+        assert "dsbench dashboard: study" in text and "4 images" in text
+    for name in ("runs", "run", "dashboard"):
+        assert (shots / f"{name}.png").read_bytes().startswith(PNG)
+    print(f"screenshots in {shots}")
+
+
+def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dsbench.ui",
+            "--experiment",
+            "nope",
+            "--uri",
+            study_store,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"dsbench: error: no MLflow experiment 'nope' at {study_store}"
+    ]
