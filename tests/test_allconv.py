@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from helpers import all_runs, dsbench, store_uri
@@ -145,6 +146,20 @@ def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -
     text = out_file.read_text()
     assert text.count("| cifar10 |") == 12
     assert "| All-CNN-C | 0.05 |" in text and "| 9.08 |" in text
+
+
+def test_sweep_analysis_puts_ours_beside_the_paper(twelve_model_store: str) -> None:
+    """The sweep's end logs paper_vs_ours.md to its parent: the same table as dsbench.allconv."""
+    (parent,) = [r for r in all_runs(twelve_model_store) if "dsbench.role" in r.data.tags]
+    path = mlflow.artifacts.download_artifacts(
+        run_id=parent.info.run_id,
+        artifact_path="analysis/paper_vs_ours.md",
+        tracking_uri=twelve_model_store,
+    )
+    text = Path(path).read_text()
+    assert text.count("| cifar10 |") == 12
+    assert "| All-CNN-C | 0.05 |" in text and "| 9.08 |" in text
+    assert "- springenberg_c: the order of the variants" in text
 
 
 def test_lr_is_chosen_on_validation_not_test() -> None:
