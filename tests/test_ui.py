@@ -44,6 +44,10 @@ def test_runs_tags_and_dashboard_are_visible(
         for name in study["names"].splitlines():
             assert name in text  # e.g. mnist/convnet/blur+flatten/s1
 
+        text = ui.charts_page(driver, metric="val_accuracy")
+        driver.save_screenshot(shots / "charts.png")
+        assert "max (val_accuracy)" in text and "blur (val_accuracy)" in text  # one per group
+
         text = ui.run_page(driver, base, study["experiment"], study["job"])
         driver.save_screenshot(shots / "run.png")
         assert study["job_name"] in text
@@ -53,7 +57,7 @@ def test_runs_tags_and_dashboard_are_visible(
         text = ui.dashboard_page(driver, base, study["experiment"], study["sweep"])
         driver.save_screenshot(shots / "dashboard.png")
         assert "dsbench dashboard: study" in text and "4 images" in text
-    for name in ("runs", "run", "dashboard"):
+    for name in ("runs", "charts", "run", "dashboard"):
         assert (shots / f"{name}.png").read_bytes().startswith(PNG)
     print(f"screenshots in {shots}")
 

@@ -3,8 +3,8 @@
     python -m dsbench.ui --experiment mnist-downsampling --out results/ui [--uri URI]
 
 Starts `mlflow ui` on a free 127.0.0.1 port over the store, opens the experiment's runs
-grouped by the `downsample` tag, one run's tags, and the newest sweep's dashboard in MLflow's
-artifact viewer, and saves a screenshot of each. The browser test (tests/test_ui.py) runs the
+grouped by the `downsample` tag (as a table and as per-epoch charts), one run's tags, and the
+newest sweep's dashboard in MLflow's artifact viewer, and saves a screenshot of each. The browser test (tests/test_ui.py) runs the
 same functions. Needs Debian's `chromium` and `chromium-driver` (`make install`) and selenium.
 """
 
@@ -125,6 +125,18 @@ def _close_assistant(driver: Any) -> None:
         driver.implicitly_wait(WAIT_S)
 
 
+def charts_page(driver: Any, metric: str = "val_accuracy") -> str:
+    """From the grouped runs table: the chart view, one line per strategy, for `metric`."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, "//label[.//input[@value='CHART']]").click()
+    search = driver.find_element(By.XPATH, "//input[@placeholder='Search metric charts']")
+    search.send_keys(metric)
+    driver.find_element(By.XPATH, _xpath_text(f"({metric})"))  # a legend entry per group
+    time.sleep(2)  # the plots draw after their legends
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
 def run_page(driver: Any, base: str, experiment_id: str, run_id: str) -> str:
     """One run's overview (params, metrics, tags); returns its visible text."""
     from selenium.webdriver.common.by import By
@@ -176,6 +188,9 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
     with mlflow_ui(uri, out / "mlflow-ui.log") as base, chromium() as driver:
         runs_page(driver, base, found.experiment_id)
         shots.append(out / "runs_grouped_by_downsample.png")
+        driver.save_screenshot(shots[-1])
+        charts_page(driver)
+        shots.append(out / "val_accuracy_by_downsample.png")
         driver.save_screenshot(shots[-1])
         run_page(driver, base, found.experiment_id, jobs[0].info.run_id)
         shots.append(out / "run_tags.png")
