@@ -30,6 +30,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from dsbench import allconv, cli, config, dashboard, plots
+from dsbench.errors import DsbenchError
 from dsbench.runs import KEYS, histories, load_runs, resolve_sweep
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     Every `test_accuracy_shift{k}` is aggregated too (the shift plot uses them all).
     """
     done = runs[runs["status"] == "FINISHED"]
+    if done.empty or "metrics.test_error" not in done:
+        raise DsbenchError(
+            f"none of the {len(runs)} runs finished with a test error; "
+            f"statuses: {', '.join(sorted(set(runs['status'])))}"
+        )
     shift_metrics = sorted(
         c.removeprefix("metrics.")
         for c in done.columns

@@ -124,6 +124,11 @@ def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFra
     """Validation accuracy per epoch, mean over each group's seeds."""
     fig, ax = _figure("Learning curves", "epoch", "validation accuracy % (mean over seeds)")
     colours = _colours(table)
+    if history.empty:  # e.g. dataset.val_fraction=0: no validation metric per epoch
+        ax.text(
+            0.5, 0.5, "no per-epoch validation accuracy logged", ha="center", transform=ax.transAxes
+        )
+        return fig
     merged = history.merge(runs[["run_id", *KEYS]], on="run_id")
     curves = merged.groupby([*KEYS, "step"])["value"].mean()
     for _, row in table.iterrows():
@@ -133,7 +138,7 @@ def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFra
         curve = curves.loc[key]
         marker, line = _style(row)
         ax.plot(
-            curve.index + 1,  # steps count epochs from 0
+            curve.index,  # step = epoch, from 1
             100 * curve.to_numpy(),
             marker=marker,
             linestyle=line,

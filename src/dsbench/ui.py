@@ -4,8 +4,9 @@
 
 Starts `mlflow ui` on a free 127.0.0.1 port over the store, opens the experiment's runs
 grouped by the `downsample` tag (as a table and as per-epoch charts), one run's tags, and the
-newest sweep's dashboard in MLflow's artifact viewer, and saves a screenshot of each. The browser test (tests/test_ui.py) runs the
-same functions. Needs Debian's `chromium` and `chromium-driver` (`make install`) and selenium.
+newest sweep's dashboard in MLflow's artifact viewer, and saves a screenshot of each. The
+browser test (tests/test_ui.py) runs the same functions. Needs Debian's `chromium` and
+`chromium-driver` (`make install`) and selenium.
 """
 
 from __future__ import annotations
