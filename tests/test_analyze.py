@@ -84,6 +84,10 @@ def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None
     assert logged >= expected | {"analysis/dashboard.html", "analysis/plots"}
     pngs = {a.path for a in client.list_artifacts(parent.info.run_id, "analysis/plots")}
     assert pngs == {f"analysis/plots/{p}.png" for p in PLOTS}
+    table = client.download_artifacts(parent.info.run_id, "analysis/comparison.md")
+    text = Path(table).read_text()
+    assert "Produced by the end of the sweep `python -m dsbench.train -m " in text
+    assert "| mnist | convnet | blur | flatten | 2 |" in text
 
 
 def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path) -> None:

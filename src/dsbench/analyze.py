@@ -144,14 +144,13 @@ def not_finished(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def provenance(experiment: str, uri: str) -> str:
+def provenance(experiment: str, uri: str, command: str) -> str:
     import mlflow
 
     from dsbench.tracking import git_commit
 
-    command = "python -m dsbench.analyze " + " ".join(sys.argv[1:])
     return (
-        f"Produced by `{command}` from MLflow experiment `{experiment}` ({uri}) on "
+        f"Produced by {command} from MLflow experiment `{experiment}` ({uri}) on "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node() or 'unknown host'} "
         f"({platform.machine()}, {os.cpu_count()} CPUs), dsbench {_short(git_commit())}, "
         f"mlflow {mlflow.__version__}, pandas {pd.__version__}."
@@ -181,13 +180,19 @@ def analyze(
     filter_string: str = "",
     sweep: str = "",
     log_to_sweep: bool = True,
+    command: str = "",
 ) -> pd.DataFrame:
-    """Write every table, plot and the dashboard; log them to the sweep's parent run."""
+    """Write every table, plot and the dashboard; log them to the sweep's parent run.
+
+    `command` says what produced them, for the provenance line (default: this process's
+    `python -m dsbench.analyze` command line).
+    """
     runs = load_runs(uri, experiment, filter_string, sweep)
     table = comparison(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = not_finished(runs)
-    origin = provenance(experiment, uri)
+    command = command or "`python -m dsbench.analyze " + " ".join(sys.argv[1:]) + "`"
+    origin = provenance(experiment, uri, command)
     heading = f"# {experiment}: comparison by strategy\n"
     legend = (
         "Mean ± std over seeds (std shown from 2 seeds on, omitted where the seeds agree); "

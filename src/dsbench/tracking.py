@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,7 +210,14 @@ def report(tracking: TrackingConfig, parent_run_id: str, out_dir: Path) -> None:
     from dsbench import analyze  # pandas and matplotlib: only once a sweep has ended
 
     try:
-        analyze.analyze(tracking.experiment, tracking.uri, out_dir, sweep=parent_run_id)
+        sweep = "`python -m dsbench.train " + " ".join(sys.argv[1:]) + "`"
+        analyze.analyze(
+            tracking.experiment,
+            tracking.uri,
+            out_dir,
+            sweep=parent_run_id,
+            command=f"the end of the sweep {sweep}",
+        )
     except Exception as e:
         log.error("analysis of sweep %s failed (%s: %s)", parent_run_id, type(e).__name__, e)
 
