@@ -1,15 +1,18 @@
 """The comparison plots (PNG): one idea per figure, one colour per downsampling strategy.
 
-Colour says the strategy and marker / line style the head, the same in every figure, so a
-reader can follow one strategy across them. Takes the comparison table (`analyze.comparison`)
-and, for learning curves, per-epoch histories (`runs.histories`). Uses matplotlib's
-object API (no pyplot state), so it is safe to call from a sweep's callback.
+Each figure has one panel per head (its own y range: a head that learns slowly does not
+squash the others), colour says the strategy, the same in every figure, so a reader can
+follow one strategy across them. Takes the comparison table (`analyze.comparison`) and, for
+learning curves, per-epoch histories (`runs.histories`). Uses matplotlib's object API (no
+pyplot state), so it is safe to call from a sweep's callback.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,13 +20,11 @@ from matplotlib.ticker import StrMethodFormatter
 
 from dsbench.runs import KEYS
 
-STYLE = {"flatten": ("o", "-"), "gap": ("s", "--"), "allconv": ("^", ":")}  # head → marker, line
-
 
 def label(row: pd.Series, table: pd.DataFrame) -> str:
-    """downsample+head, prefixed by the dataset / model where the table holds several."""
+    """The strategy, prefixed by the dataset / model where the table holds several."""
     varying = [k for k in ("dataset", "model") if table[k].nunique() > 1]
-    return "/".join([*(str(row[k]) for k in varying), f"{row['downsample']}+{row['head']}"])
+    return "/".join([*(str(row[k]) for k in varying), str(row["downsample"])])
 
 
 def _colours(table: pd.DataFrame) -> dict[str, tuple]:
@@ -34,45 +35,59 @@ def _colours(table: pd.DataFrame) -> dict[str, tuple]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def _style(row: pd.Series) -> tuple[str, str]:
-    return STYLE.get(str(row["head"]), ("D", "-."))
+def _panels(
+    table: pd.DataFrame, title: str, xlabel: str, ylabel: str
+) -> tuple[Figure, Iterator[tuple[Any, pd.DataFrame]]]:
+    """A figure with one panel per head; yields (axes, that head's rows)."""
+    heads = list(dict.fromkeys(table["head"]))  # in table order: the best head first
+    fig = Figure(figsize=(5.2 * len(heads) + 2, 5.2), layout="constrained")
+    fig.suptitle(title)
+    axes = fig.subplots(1, len(heads), squeeze=False)[0]
+    for ax, head in zip(axes, heads, strict=True):
+        ax.set_title(f"head: {head}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+
+    def rows() -> Iterator[tuple[Any, pd.DataFrame]]:
+        for ax, head in zip(axes, heads, strict=True):
+            yield ax, table[table["head"] == head]
+
+    return fig, rows()
 
 
-def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, object]:
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
-def _legend(ax: object) -> None:
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+def _legend(fig: Figure) -> None:
+    """One legend for all panels, each strategy once."""
+    handles: dict[str, Any] = {}
+    for ax in fig.axes:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    fig.legend(
+        handles.values(), handles.keys(), loc="outside right center", fontsize=8, frameon=False
+    )
 
 
 def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str) -> Figure:
     """Test accuracy (mean ± std over seeds) against a cost column, one point per group."""
-    fig, ax = _figure(title, xlabel, "test accuracy % (mean ± std over seeds)")
+    fig, panels = _panels(table, title, xlabel, "test accuracy % (mean ± std over seeds)")
     colours = _colours(table)
-    for _, row in table.iterrows():
-        marker, _ = _style(row)
-        std = row["test_error_std"]
-        ax.errorbar(
-            row[f"{x}_mean"],
-            100 * (1 - row["test_error_mean"]),
-            yerr=None if pd.isna(std) else 100 * std,
-            fmt=marker,
-            color=colours[row["downsample"]],
-            capsize=3,
-            label=label(row, table),
-        )
-    ax.set_xscale("log")
-    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-        axis(StrMethodFormatter("{x:,.0f}"))  # 20,000 rather than 2×10⁴
-    ax.tick_params(axis="x", which="both", labelsize=8)
-    _legend(ax)
+    for ax, rows in panels:
+        for _, row in rows.iterrows():
+            std = row["test_error_std"]
+            ax.errorbar(
+                row[f"{x}_mean"],
+                100 * (1 - row["test_error_mean"]),
+                yerr=None if pd.isna(std) else 100 * std,
+                fmt="o",
+                color=colours[row["downsample"]],
+                capsize=3,
+                label=label(row, table),
+            )
+        ax.set_xscale("log")
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(StrMethodFormatter("{x:,.0f}"))  # 20,000 rather than 2×10⁴
+        ax.tick_params(axis="x", which="both", labelsize=7)
+    _legend(fig)
     return fig
 
 
@@ -98,55 +113,54 @@ def shifts(table: pd.DataFrame) -> list[int]:
 def accuracy_vs_shift(table: pd.DataFrame) -> Figure:
     """Accuracy when every test image is shifted by k px, k = 0 (clean) … max shift."""
     ks = shifts(table)
-    fig, ax = _figure(
+    fig, panels = _panels(
+        table,
         "Accuracy under small translations",
         "shift of every test image (px, zero fill)",
         "test accuracy % (mean over seeds)",
     )
     colours = _colours(table)
-    for _, row in table.iterrows():
-        marker, line = _style(row)
-        ys = [1 - row["test_error_mean"], *(row[f"test_accuracy_shift{k}_mean"] for k in ks)]
-        ax.plot(
-            [0, *ks],
-            [100 * y for y in ys],
-            marker=marker,
-            linestyle=line,
-            color=colours[row["downsample"]],
-            label=label(row, table),
-        )
-    ax.set_xticks([0, *ks])
-    _legend(ax)
+    for ax, rows in panels:
+        for _, row in rows.iterrows():
+            ys = [1 - row["test_error_mean"], *(row[f"test_accuracy_shift{k}_mean"] for k in ks)]
+            ax.plot(
+                [0, *ks],
+                [100 * y for y in ys],
+                marker="o",
+                color=colours[row["downsample"]],
+                label=label(row, table),
+            )
+        ax.set_xticks([0, *ks])
+    _legend(fig)
     return fig
 
 
 def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFrame) -> Figure:
     """Validation accuracy per epoch, mean over each group's seeds."""
-    fig, ax = _figure("Learning curves", "epoch", "validation accuracy % (mean over seeds)")
+    fig, panels = _panels(
+        table, "Learning curves", "epoch", "validation accuracy % (mean over seeds)"
+    )
     colours = _colours(table)
     if history.empty:  # e.g. dataset.val_fraction=0: no validation metric per epoch
-        ax.text(
-            0.5, 0.5, "no per-epoch validation accuracy logged", ha="center", transform=ax.transAxes
-        )
+        fig.text(0.5, 0.5, "no per-epoch validation accuracy logged", ha="center")
         return fig
     merged = history.merge(runs[["run_id", *KEYS]], on="run_id")
     curves = merged.groupby([*KEYS, "step"])["value"].mean()
-    for _, row in table.iterrows():
-        key = tuple(row[k] for k in KEYS)
-        if key not in curves.droplevel("step").index:
-            continue
-        curve = curves.loc[key]
-        marker, line = _style(row)
-        ax.plot(
-            curve.index,  # step = epoch, from 1
-            100 * curve.to_numpy(),
-            marker=marker,
-            linestyle=line,
-            color=colours[row["downsample"]],
-            label=label(row, table),
-        )
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    _legend(ax)
+    for ax, rows in panels:
+        for _, row in rows.iterrows():
+            key = tuple(row[k] for k in KEYS)
+            if key not in curves.droplevel("step").index:
+                continue
+            curve = curves.loc[key]
+            ax.plot(
+                curve.index,  # step = epoch, from 1
+                100 * curve.to_numpy(),
+                marker="o",
+                color=colours[row["downsample"]],
+                label=label(row, table),
+            )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    _legend(fig)
     return fig
 
 
