@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PARENT_ENV = "DSBENCH_PARENT_RUN_ID"  # read by the sweep's jobs, in this or child processes
 ROOT = Path(__file__).resolve().parents[2]
+CODE = ("src", "conf", "experiments", "pyproject.toml", "requirements.lock")  # what makes numbers
 
 
 def open_experiment(tracking: TrackingConfig) -> str:
@@ -66,7 +67,11 @@ def _check_writable(uri: str) -> None:
 
 
 def git_commit() -> str:
-    """HEAD's commit, with "-dirty" when tracked files have uncommitted changes."""
+    """HEAD's commit, with "-dirty" when the code or configs have uncommitted changes.
+
+    Only what produces numbers counts: results/ and docs regenerated from a clean checkout
+    leave the commit clean.
+    """
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
@@ -75,7 +80,7 @@ def git_commit() -> str:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return "unknown"
-        dirty = git("diff", "--quiet", "HEAD").returncode == 1
+        dirty = git("diff", "--quiet", "HEAD", "--", *CODE).returncode == 1
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty else "")
