@@ -112,7 +112,8 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
             cell = f"{mean:,.{digits}f}" + (
                 "" if pd.isna(std) or std == 0 else f"{markup.pm}{std:,.{digits}f}"
             )
-            cells.append(markup.bold.format(cell) if mean_raw == best[m] else cell)
+            is_best = len(table) > 1 and mean_raw == best[m]  # one row: nothing to compare
+            cells.append(markup.bold.format(cell) if is_best else cell)
         out[markup.text(title)] = cells
     return out
 
