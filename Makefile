@@ -27,7 +27,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 install:  ## install system packages (Debian), .venv with the pinned dependencies and dsbench
 	$(if $(strip $(APT_PACKAGES)),$(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(strip $(APT_PACKAGES)))
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(APT_PACKAGES)))
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock

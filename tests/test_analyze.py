@@ -13,7 +13,7 @@ from conftest import STUDY_DESCRIPTION
 from helpers import dsbench
 from mlflow import MlflowClient
 
-from dsbench.analyze import analyze
+from dsbench.analyze import analyze, comparison, to_markdown
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"accuracy_vs_params", "accuracy_vs_throughput", "learning_curves", "accuracy_vs_shift"}
@@ -95,6 +95,7 @@ def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path
         "analyze",
         "experiment=study",
         "sweep=latest",
+        "log_to_sweep=false",  # keep the sweep's own analysis for the test above
         f"tracking.uri={study_store}",
         f"out_dir={tmp_path}",
         cwd=tmp_path,
@@ -118,3 +119,25 @@ def test_analysis_imports_neither_tensorflow_nor_keras() -> None:
         "assert not bad, bad"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_runs_that_differ_in_a_param_are_not_averaged() -> None:
+    """Two lrs of one model are two rows (a learning-rate grid), seeds of one lr are one."""
+    rows = [
+        {
+            "dataset": "cifar10",
+            "model": "springenberg_c",
+            "downsample": "conv",
+            "head": "allconv",
+            "status": "FINISHED",
+            "params.trainer.lr": lr,
+            "params.trainer.seed": seed,
+            "metrics.test_error": error,
+        }
+        for lr, seed, error in [("0.1", "0", 0.2), ("0.1", "1", 0.4), ("0.01", "0", 0.9)]
+    ]
+    table = comparison(pd.DataFrame(rows))
+    assert list(table["params.trainer.lr"]) == ["0.1", "0.01"]
+    assert list(table["seeds"]) == [2, 1]
+    assert table["test_error_mean"].tolist() == pytest.approx([0.3, 0.9])
+    assert "| trainer.lr |" in to_markdown(table)

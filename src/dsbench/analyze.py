@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from dsbench import allconv, cli, config, dashboard, plots
 from dsbench.errors import DsbenchError
-from dsbench.runs import KEYS, histories, load_runs, resolve_sweep
+from dsbench.runs import group_keys, histories, load_runs, resolve_sweep, table_keys
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,11 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
         if c.startswith("metrics.test_accuracy_shift") and c.removeprefix("metrics.") not in COLUMNS
     )
     metrics = [m for m in [*COLUMNS, *shift_metrics] if f"metrics.{m}" in done]
-    grouped = done.groupby(KEYS)[[f"metrics.{m}" for m in metrics]]
+    keys = group_keys(done)
+    grouped = done.groupby(keys, dropna=False)[[f"metrics.{m}" for m in metrics]]
     table = grouped.agg(["mean", "std"])
     table.columns = [f"{m.removeprefix('metrics.')}_{stat}" for m, stat in table.columns]
-    table["seeds"] = done.groupby(KEYS).size()
+    table["seeds"] = done.groupby(keys, dropna=False).size()
     return table.sort_values("test_error_mean").reset_index()
 
 
@@ -101,12 +102,18 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
     best = {
         m: table[f"{m}_mean"].min() if COLUMNS[m][2] else table[f"{m}_mean"].max() for m in metrics
     }
-    out = pd.DataFrame({markup.text(k): table[k].map(markup.text) for k in KEYS})
+    keys = table_keys(table)
+    out = pd.DataFrame(
+        {markup.text(k.removeprefix("params.")): table[k].map(markup.text) for k in keys}
+    )
     out["seeds"] = table["seeds"].astype(int).astype(str)
     for m in metrics:
         title, scale, _ = COLUMNS[m]
         cells = []
         for mean_raw, std_raw in zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True):
+            if pd.isna(mean_raw):  # not logged by this group's runs
+                cells.append("–")
+                continue
             mean, std = mean_raw * scale, std_raw * scale
             digits = 0 if abs(mean) >= 1000 else 2
             cell = f"{mean:,.{digits}f}" + (
@@ -169,6 +176,8 @@ def paper_table(runs: pd.DataFrame) -> str | None:
     done = runs[runs["status"] == "FINISHED"]
     if "tags.variant" not in done or done["tags.variant"].isna().all():
         return None
+    if "metrics.val_accuracy" not in done:  # the lr is chosen on validation accuracy
+        return "No validation accuracy was logged (dataset.val_fraction=0): no lr to choose.\n"
     study = done[done["tags.variant"].notna()]
     study = study.assign(paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"))
     return allconv.to_markdown(allconv.selected(study))
@@ -236,7 +245,7 @@ def analyze(
     files.append(out_dir / "dashboard.html")
     files[-1].write_text(page)
 
-    parent = resolve_sweep(uri, experiment, sweep) or _newest_sweep(runs)
+    parent = resolve_sweep(uri, experiment, sweep) or _only_sweep(runs, filter_string)
     if log_to_sweep and parent:
         _log_to_run(uri, parent, files, figures)
     return table
@@ -249,12 +258,13 @@ def _description(uri: str, experiment: str) -> str:
     return (found.tags.get("mlflow.note.content") or "") if found else ""
 
 
-def _newest_sweep(runs: pd.DataFrame) -> str | None:
-    """The parent of the most recently started job that belongs to a sweep."""
-    in_sweep = runs[runs["sweep_id"].notna()]
-    if in_sweep.empty:
+def _only_sweep(runs: pd.DataFrame, filter_string: str) -> str | None:
+    """The sweep whose runs are exactly these (unfiltered, all from one sweep), else None:
+    a table of other runs must not replace what a sweep's run holds."""
+    sweeps = set(runs["sweep_id"])
+    if filter_string or len(sweeps) != 1 or None in sweeps:
         return None
-    return str(in_sweep.sort_values("start_time").iloc[-1]["sweep_id"])
+    return str(sweeps.pop())
 
 
 def _log_to_run(uri: str, run_id: str, files: list[Path], figures: list[Path]) -> None:

@@ -18,13 +18,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
-from dsbench.runs import KEYS
+from dsbench.runs import KEYS, table_keys
 
 
 def label(row: pd.Series, table: pd.DataFrame) -> str:
-    """The strategy, prefixed by the dataset / model where the table holds several."""
+    """The strategy, with the dataset / model before it where the table holds several, and
+    any varying param (e.g. `trainer.lr=0.05`) after it."""
     varying = [k for k in ("dataset", "model") if table[k].nunique() > 1]
-    return "/".join([*(str(row[k]) for k in varying), str(row["downsample"])])
+    params = [f"{p.removeprefix('params.')}={row[p]}" for p in table_keys(table)[len(KEYS) :]]
+    return " ".join(["/".join([*(str(row[k]) for k in varying), str(row["downsample"])]), *params])
 
 
 def _colours(table: pd.DataFrame) -> dict[str, tuple]:
@@ -144,11 +146,12 @@ def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFra
     if history.empty:  # e.g. dataset.val_fraction=0: no validation metric per epoch
         fig.text(0.5, 0.5, "no per-epoch validation accuracy logged", ha="center")
         return fig
-    merged = history.merge(runs[["run_id", *KEYS]], on="run_id")
-    curves = merged.groupby([*KEYS, "step"])["value"].mean()
+    keys = table_keys(table)
+    merged = history.merge(runs[["run_id", *keys]], on="run_id")
+    curves = merged.groupby([*keys, "step"], dropna=False)["value"].mean()
     for ax, rows in panels:
         for _, row in rows.iterrows():
-            key = tuple(row[k] for k in KEYS)
+            key = tuple(row[k] for k in keys)
             if key not in curves.droplevel("step").index:
                 continue
             curve = curves.loc[key]

@@ -10,6 +10,21 @@ import pandas as pd
 from dsbench.errors import DsbenchError
 
 KEYS = ["dataset", "model", "downsample", "head"]  # what a comparison groups by
+# Params that may differ between the runs of one group without making them different
+# experiments: the seed, names, where files and the store live, verbosity.
+PER_RUN_PARAMS = {
+    f"params.{k}"
+    for k in (
+        "trainer.seed",
+        "trainer.verbose",
+        "tracking.run_name",
+        "tracking.description",
+        "tracking.uri",
+        "tracking.system_metrics",
+        "dataset.archive_dir",
+        "dataset.tfds_data_dir",
+    )
+}
 SWEEP_ROLE = "tags.`dsbench.role` = 'sweep'"
 
 
@@ -76,3 +91,19 @@ def histories(uri: str, run_ids: list[str], metric: str) -> pd.DataFrame:
         for m in client.get_metric_history(run_id, metric)
     ]
     return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+def group_keys(runs: pd.DataFrame) -> list[str]:
+    """KEYS plus every param that varies inside a KEYS group (e.g. `params.trainer.lr` in a
+    learning-rate grid, `params.trainer.epochs` across two sweeps): those runs are different
+    experiments, not seeds of one, and must not be averaged together."""
+    params = [c for c in runs.columns if c.startswith("params.") and c not in PER_RUN_PARAMS]
+    if runs.empty or not params:
+        return list(KEYS)
+    spread = runs.groupby(KEYS)[params].nunique(dropna=False).max()
+    return [*KEYS, *(p for p in params if spread[p] > 1)]
+
+
+def table_keys(table: pd.DataFrame) -> list[str]:
+    """The columns a comparison table was grouped by: KEYS, then any varying `params.*`."""
+    return [*KEYS, *(c for c in table.columns if c.startswith("params."))]

@@ -115,13 +115,17 @@ def runs_page(driver: Any, base: str, experiment_id: str, group_by: str = "downs
 
 def _close_assistant(driver: Any) -> None:
     """MLflow 3 opens an assistant panel beside the page; close it to show the runs."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     driver.implicitly_wait(0)
     try:
-        for button in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):
+        panel = "//*[contains(., 'MLflow Assistant')]/following::button[@aria-label='Close'][1]"
+        for button in driver.find_elements(By.XPATH, panel):
             if button.is_displayed():
                 button.click()
+    except WebDriverException:
+        pass  # no panel, or it closed itself: nothing in the way
     finally:
         driver.implicitly_wait(WAIT_S)
 
@@ -143,7 +147,8 @@ def run_page(driver: Any, base: str, experiment_id: str, run_id: str) -> str:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}")
-    driver.find_element(By.XPATH, _xpath_text("Tags"))
+    driver.find_element(By.XPATH, _xpath_text("About this run"))  # only the run page has it
+    driver.find_element(By.XPATH, _xpath_text(run_id))
     time.sleep(1)
     return driver.find_element(By.TAG_NAME, "body").text
 
@@ -173,17 +178,23 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
-    sweep = client.search_runs(
+    sweeps = client.search_runs(
         [found.experiment_id],
         filter_string="tags.`dsbench.role` = 'sweep'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
     )
+    with_dashboard = (
+        s for s in sweeps if client.list_artifacts(s.info.run_id, "analysis/dashboard.html")
+    )
+    sweep = [s for s in [next(with_dashboard, None)] if s]
     jobs = client.search_runs(
         [found.experiment_id], filter_string="tags.downsample != ''", max_results=1
     )
     if not sweep or not jobs:
-        raise DsbenchError(f"experiment {experiment!r} needs a finished sweep for screenshots")
+        raise DsbenchError(
+            f"experiment {experiment!r} has no sweep with analysis/dashboard.html; "
+            "run a sweep (-m) to the end, or python -m dsbench.analyze sweep=<id>"
+        )
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     with mlflow_ui(uri, out / "mlflow-ui.log") as base, chromium() as driver:
@@ -213,11 +224,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("results/ui"))
     args = parser.parse_args(argv)
+    from selenium.common.exceptions import WebDriverException
+
     try:
         for path in screenshots(args.uri, args.experiment, args.out):
             print(path)
     except DsbenchError as e:
         cli.fail(str(e))
+    except WebDriverException as e:  # the page did not show what was expected in time
+        cli.fail(f"the MLflow UI did not show the expected page: {e.msg}")
 
 
 if __name__ == "__main__":
