@@ -219,7 +219,8 @@ def analyze(
     )
     table.to_csv(out_dir / "comparison.csv", index=False)
     (out_dir / "comparison.tex").write_text(f"% {origin}\n" + to_latex(table))
-    (out_dir / "comparison.html").write_text(to_html(table))
+    table_html = to_html(table)
+    (out_dir / "comparison.html").write_text(table_html)
 
     paper = paper_table(runs)
     if paper is not None:
@@ -234,7 +235,7 @@ def analyze(
     page = dashboard.render(
         experiment=experiment,
         description=_description(uri, experiment),
-        table_html=to_html(table),
+        table_html=table_html,
         legend=legend,
         figures=figures,
         not_finished=missing,
