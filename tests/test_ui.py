@@ -64,6 +64,12 @@ def test_runs_tags_and_dashboard_are_visible(
     print(f"screenshots in {shots}")
 
 
+def test_screenshots_find_the_sweep_with_a_dashboard(
+    study_store: str, study: dict[str, str]
+) -> None:
+    assert ui.newest_dashboard(study_store, "study") == study["sweep"]
+
+
 def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from dsbench.errors import DsbenchError
+from dsbench.runs import sweeps
 
 WAIT_S = 60  # for the server to answer and for the single-page app to render
 ML_VIEW = "workflowType=machine_learning"  # MLflow 3 opens GenAI views unless told otherwise
+DASHBOARD = "analysis/dashboard.html"  # logged to a sweep's parent run by dsbench.analyze
 
 
 def free_port() -> int:
@@ -157,8 +159,9 @@ def dashboard_page(driver: Any, base: str, experiment_id: str, run_id: str) -> s
     """The sweep's dashboard.html in MLflow's artifact viewer; returns the dashboard's text."""
     from selenium.webdriver.common.by import By
 
-    path = "analysis/dashboard.html"
-    driver.get(f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}?{ML_VIEW}")
+    driver.get(
+        f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{DASHBOARD}?{ML_VIEW}"
+    )
     frame = driver.find_element(By.TAG_NAME, "iframe")  # the viewer shows HTML in a frame
     driver.switch_to.frame(frame)
     try:
@@ -170,46 +173,49 @@ def dashboard_page(driver: Any, base: str, experiment_id: str, run_id: str) -> s
     return f"{text}\n{images} images"
 
 
+def newest_dashboard(uri: str, experiment: str) -> str | None:
+    """The newest sweep run that holds `analysis/dashboard.html`, or None."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for run_id in sweeps(uri, experiment)["run_id"]:  # newest first
+        # list_artifacts lists a folder: a file's own path lists nothing
+        if DASHBOARD in {a.path for a in client.list_artifacts(run_id, "analysis")}:
+            return run_id
+    return None
+
+
 def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
-    """Screenshots of the runs table, one job run and the newest sweep's dashboard."""
+    """Screenshots of the grouped runs and charts, one job run and the newest dashboard."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
-    sweeps = client.search_runs(
-        [found.experiment_id],
-        filter_string="tags.`dsbench.role` = 'sweep'",
-        order_by=["attributes.start_time DESC"],
-    )
-    with_dashboard = (
-        s for s in sweeps if client.list_artifacts(s.info.run_id, "analysis/dashboard.html")
-    )
-    sweep = [s for s in [next(with_dashboard, None)] if s]
+    sweep = newest_dashboard(uri, experiment)
     jobs = client.search_runs(
         [found.experiment_id], filter_string="tags.downsample != ''", max_results=1
     )
-    if not sweep or not jobs:
+    if sweep is None or not jobs:
         raise DsbenchError(
             f"experiment {experiment!r} has no sweep with analysis/dashboard.html; "
             "run a sweep (-m) to the end, or python -m dsbench.analyze sweep=<id>"
         )
+    exp_id, job = found.experiment_id, jobs[0].info.run_id
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     with mlflow_ui(uri, out / "mlflow-ui.log") as base, chromium() as driver:
-        runs_page(driver, base, found.experiment_id)
-        shots.append(out / "runs_grouped_by_downsample.png")
-        driver.save_screenshot(shots[-1])
-        charts_page(driver)
-        shots.append(out / "val_accuracy_by_downsample.png")
-        driver.save_screenshot(shots[-1])
-        run_page(driver, base, found.experiment_id, jobs[0].info.run_id)
-        shots.append(out / "run_tags.png")
-        driver.save_screenshot(shots[-1])
-        dashboard_page(driver, base, found.experiment_id, sweep[0].info.run_id)
-        shots.append(out / "sweep_dashboard.png")
-        driver.save_screenshot(shots[-1])
+        views = {  # in this order: the charts view starts from the grouped runs table
+            "runs_grouped_by_downsample": lambda: runs_page(driver, base, exp_id),
+            "val_accuracy_by_downsample": lambda: charts_page(driver),
+            "run_tags": lambda: run_page(driver, base, exp_id, job),
+            "sweep_dashboard": lambda: dashboard_page(driver, base, exp_id, sweep),
+        }
+        for name, show in views.items():
+            show()
+            shots.append(out / f"{name}.png")
+            driver.save_screenshot(shots[-1])
     (out / "mlflow-ui.log").unlink()
     return shots
 
