@@ -14,15 +14,17 @@ PORT   ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui screenshots describe clean
+.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui server screenshots describe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# System packages come from Debian: python3-venv, and chromium + its driver for the UI test.
+# System packages come from Debian: python3-venv, chromium + its driver for the UI test, and
+# PostgreSQL for the tracking-server test (a database behind `make server`).
 APT_PACKAGES := $(if $(shell python3 -c 'import ensurepip' 2>/dev/null && echo y),,python3-venv) \
                 $(if $(shell command -v chromium),,chromium) \
-                $(if $(shell command -v chromedriver),,chromium-driver)
+                $(if $(shell command -v chromedriver),,chromium-driver) \
+                $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 install:  ## install system packages (Debian), .venv with the pinned dependencies and dsbench
@@ -67,6 +69,15 @@ describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsa
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
 	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(MLFLOW_TRACKING_URI))"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+
+# The server's own store: this sqlite file, or a database, e.g. postgresql://user@host/mlflow.
+SERVER_STORE ?= $(MLFLOW_TRACKING_URI)
+ARTIFACTS    ?= mlartifacts
+WORKERS      ?= 2
+server:  ## MLflow tracking server (and UI) on 127.0.0.1:5000 for sweeps on many machines (SERVER_STORE=postgresql://...)
+	@echo "MLflow server: point jobs at tracking.uri=http://$(HOST):$(PORT)  (store: $(SERVER_STORE), artifacts: $(ARTIFACTS))"
+	$(VENV)/bin/mlflow server --backend-store-uri $(SERVER_STORE) --artifacts-destination $(ARTIFACTS) \
+	  --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 clean:  ## remove Hydra outputs and caches (keeps mlflow.db and results/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

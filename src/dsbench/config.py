@@ -7,6 +7,8 @@ check raises DsbenchError with one line: what is wrong and what is allowed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,7 @@ class HeadConfig:
 PREPROCESSING = ("none", "gcn_zca")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # mixed_float16: GPU only
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -200,6 +202,9 @@ class TrackingConfig:
     run_name: str | None = None  # None: dataset/model/downsample+head/s<seed>
     description: str = ""  # the experiment's note in the MLflow UI (a study says what it compares)
     system_metrics: bool = True  # MLflow's CPU / memory / GPU sampling, every 10 s, off-thread
+    # Skip a job whose config (see `config_hash`) already has a FINISHED run in the
+    # experiment, and continue an interrupted sweep in its parent run; false: always train.
+    resume: bool = True
 
 
 @dataclass
@@ -255,6 +260,27 @@ def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
         if isinstance(cause, DsbenchError):
             raise cause from None
         raise DsbenchError(str(e).splitlines()[0]) from None
+
+
+# Keys that say where and how a run is recorded, not what it computes: runs that differ only
+# here are the same experiment (the same data is read from another folder, etc.).
+RECORD_ONLY_KEYS = ("trainer.verbose", "dataset.archive_dir", "dataset.tfds_data_dir", "dry_run")
+RECORD_ONLY_PREFIXES = ("tracking.",)
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """16 hex digits identifying what a run computes: every key but RECORD_ONLY ones.
+
+    Two jobs with the same hash train the same model on the same data the same way, so a
+    FINISHED run with this hash lets a resumed sweep skip the job.
+    """
+    items = {
+        k: v
+        for k, v in flatten(cfg).items()
+        if k not in RECORD_ONLY_KEYS and not k.startswith(RECORD_ONLY_PREFIXES)
+    }
+    text = json.dumps(items, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def flatten(cfg: Any) -> dict[str, Any]:

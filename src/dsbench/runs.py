@@ -7,29 +7,27 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dsbench.config import RECORD_ONLY_KEYS, RECORD_ONLY_PREFIXES
 from dsbench.errors import DsbenchError
 
 KEYS = ["dataset", "model", "downsample", "head"]  # what a comparison groups by
-# Params that may differ between the runs of one group without making them different
-# experiments: the seed, names, where files and the store live, verbosity.
-PER_RUN_PARAMS = {
-    f"params.{k}"
-    for k in (
-        "trainer.seed",
-        "trainer.verbose",
-        "tracking.run_name",
-        "tracking.description",
-        "tracking.uri",
-        "tracking.system_metrics",
-        "dataset.archive_dir",
-        "dataset.tfds_data_dir",
-    )
-}
+
+
+def _per_run(column: str) -> bool:
+    """Params that may differ between the runs of one group without making them different
+    experiments: the seed, and what only says where or how a run is recorded."""
+    key = column.removeprefix("params.")
+    return key == "trainer.seed" or key in RECORD_ONLY_KEYS or key.startswith(RECORD_ONLY_PREFIXES)
+
+
 SWEEP_ROLE = "tags.`dsbench.role` = 'sweep'"
 
 
 def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "") -> pd.DataFrame:
     """Every job run of the experiment (not the sweeps' parent runs), any status.
+
+    An attempt that did not finish but whose config (tag `config_hash`) has a FINISHED run
+    in the frame was retried by a resumed sweep: it is left out, not listed as a failure.
 
     `sweep`: "" every job run; "latest" the jobs of the newest sweep; else a sweep's parent
     run id. The frame gets a `sweep_id` column (its parent run id, or None).
@@ -47,6 +45,10 @@ def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "
         matching = f" matching {where!r}" if where else ""
         raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
     runs = runs[runs["tags.downsample"].notna()]
+    if "tags.config_hash" in runs:
+        done = set(runs.loc[runs["status"] == "FINISHED", "tags.config_hash"].dropna())
+        retried = (runs["status"] != "FINISHED") & runs["tags.config_hash"].isin(done)
+        runs = runs[~retried]
     parents = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
     return runs.rename(columns={f"tags.{k}": k for k in KEYS} | {"tags.seed": "seed"}).assign(
         sweep_id=parents.where(parents.notna(), None)
@@ -97,7 +99,7 @@ def group_keys(runs: pd.DataFrame) -> list[str]:
     """KEYS plus every param that varies inside a KEYS group (e.g. `params.trainer.lr` in a
     learning-rate grid, `params.trainer.epochs` across two sweeps): those runs are different
     experiments, not seeds of one, and must not be averaged together."""
-    params = [c for c in runs.columns if c.startswith("params.") and c not in PER_RUN_PARAMS]
+    params = [c for c in runs.columns if c.startswith("params.") and not _per_run(c)]
     if runs.empty or not params:
         return list(KEYS)
     spread = runs.groupby(KEYS)[params].nunique(dropna=False).max()

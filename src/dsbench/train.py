@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,17 @@ config.register()
 
 def select_backend(backend: str) -> None:
     """Set the Keras backend; it must happen before Keras is first imported."""
-    import importlib.util
+    import importlib
     import sys
 
     module = {"tensorflow": "tensorflow", "jax": "jax"}[backend]
-    if importlib.util.find_spec(module) is None:
+    try:
+        importlib.import_module(module)  # Keras imports it next anyway
+    except ImportError as e:
         raise DsbenchError(
-            f"trainer.backend={backend} but {module} is not installed; install it "
-            f"(pip install {module}) or use trainer.backend=tensorflow"
-        )
+            f"trainer.backend={backend} but {module} cannot be imported ({e}); install it "
+            f"(pip install {module}) or choose another trainer.backend"
+        ) from None
     os.environ["KERAS_BACKEND"] = backend
     if "keras" in sys.modules:
         import keras
@@ -78,23 +81,17 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
     info = splits.info
     plan = plan_from_config(cfg, info.image_shape, info.num_classes)
     rows = trace(plan, info.image_shape)  # bad geometry stops here
-    if cfg.tracking.enabled:
-        tracking.open_experiment(cfg.tracking)  # an unusable store stops here
 
     from dsbench import trainer  # imports Keras, now that the backend is set
 
-    trainer.configure(cfg.trainer)
+    trainer.configure(cfg.trainer)  # a precision this device cannot run stops here
+    if cfg.tracking.enabled:
+        tracking.open_experiment(cfg.tracking)  # an unusable store stops here
     model = build_keras(plan, info.image_shape, model_name(cfg.model, cfg.downsample, cfg.head))
     steps = -(-len(splits.x_train) // cfg.trainer.batch_size)
     trainer.compile_model(model, cfg.trainer, steps)
     tags = {
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "downsample": cfg.downsample.name,
-        "head": cfg.head.name,
-        "seed": cfg.trainer.seed,
-        "backend": cfg.trainer.backend,
-        "precision": cfg.trainer.precision,
+        **tracking.job_tags(cfg),
         "device": trainer.device(),
         "data_source": splits.source,
         "git_commit": tracking.git_commit(),
@@ -171,6 +168,16 @@ def _app(cfg: DictConfig) -> float:
         if checked.dry_run:
             dry_run(checked)
             return 0.0
+        if checked.tracking.enabled and checked.tracking.resume:
+            done = tracking.finished_run(checked)
+            if done is not None:
+                print(
+                    f"dsbench: skipped {tracking.run_name(checked)}: already FINISHED as run "
+                    f"{done.info.run_id} (tracking.resume=false trains it again)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return done.data.metrics.get("test_accuracy", float("nan"))
         if not tracking.in_sweep():
             return train(checked, output_dir)["test_accuracy"]
         try:
@@ -178,7 +185,9 @@ def _app(cfg: DictConfig) -> float:
         except DsbenchError:
             raise
         except Exception as e:
-            # The run is already marked FAILED with its reason; the sweep goes on.
+            # Its run is marked FAILED with the reason (one is made if it had none yet), so
+            # the sweep counts it and the analysis lists it; the sweep goes on.
+            tracking.record_failure(checked, e)
             log.error("job failed (%s: %s); the sweep goes on", type(e).__name__, e)
             return float("nan")
 

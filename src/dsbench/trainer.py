@@ -15,10 +15,16 @@ import numpy as np
 
 from dsbench.config import TrainerConfig
 from dsbench.dataset import Splits
+from dsbench.errors import DsbenchError
 
 
 def configure(trainer: TrainerConfig) -> None:
     """Seeds and precision; call before building the model."""
+    if trainer.precision == "mixed_float16" and not _has_gpu():
+        raise DsbenchError(
+            f"trainer.precision=mixed_float16 needs a GPU; this machine has {device()}: "
+            "use float32 or mixed_bfloat16"
+        )
     keras.utils.set_random_seed(trainer.seed)
     keras.mixed_precision.set_dtype_policy(trainer.precision)
 
@@ -144,6 +150,10 @@ def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) 
 def predictor(model: keras.Model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """Images → class probabilities, in inference mode (no dropout, no augmentation)."""
     return lambda x: model.predict(x, batch_size=batch_size, verbose=0)
+
+
+def _has_gpu() -> bool:
+    return any("gpu" in d.lower() or "cuda" in d.lower() for d in keras.distribution.list_devices())
 
 
 def device() -> str:

@@ -1,0 +1,98 @@
+"""Sweeps beyond one process lose nothing: Hydra's joblib launcher into one sqlite file, and
+Hydra's Ray launcher (a local Ray cluster) through `make server` backed by PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import TINY, dsbench, store_uri
+from services import make_server, postgres
+
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_images_per_sec")
+FINAL_METRICS = ("test_accuracy", "params_total", "flops_per_image", "shift_consistency")
+
+
+def assert_sweep_complete(uri: str, experiment: str, jobs: set[tuple[str, str]]) -> None:
+    """One parent FINISHED with `jobs` children, one FINISHED run per (downsample, seed),
+    each with every epoch's metrics and the final ones, and the experiment created once."""
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    assert [e.name for e in client.search_experiments()].count(experiment) == 1
+    (exp,) = [e for e in client.search_experiments() if e.name == experiment]
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("dsbench.role") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert parents[0].data.tags["jobs"] == str(len(jobs))
+    children = [r for r in runs if r not in parents]
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
+    assert sorted((r.data.tags["downsample"], r.data.tags["seed"]) for r in children) == sorted(
+        jobs
+    )
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert set(FINAL_METRICS) <= set(run.data.metrics)
+        for metric in EPOCH_METRICS:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+            assert steps == [1, 2], (run.info.run_name, metric, steps)
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "shapes.md"} <= artifacts
+
+
+@pytest.mark.slow
+def test_eight_parallel_joblib_jobs_into_one_sqlite_store(shared_data: Path, tmp_path: Path):
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        "trainer.epochs=2",
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "downsample=max,avg,conv,strided",
+        "trainer.seed=0,1",
+        f"tracking.uri={uri}",
+        "tracking.experiment=parallel",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=8",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "database is locked" not in out.stdout + out.stderr
+    jobs = {(d, s) for d in ("max", "avg", "conv", "strided") for s in ("0", "1")}
+    assert_sweep_complete(uri, "parallel", jobs)
+
+
+@pytest.mark.slow
+def test_ray_sweep_through_make_server_on_postgresql(shared_data: Path, tmp_path: Path):
+    """A local Ray cluster runs the jobs; they log through a real `mlflow server` (started by
+    `make server`) whose store is a real PostgreSQL database."""
+    with (
+        postgres() as database,
+        make_server(database, tmp_path / "artifacts", tmp_path / "server.log") as url,
+    ):
+        out = dsbench(
+            "train",
+            "-m",
+            *TINY,
+            "trainer.epochs=2",
+            f"dataset.archive_dir={shared_data / 'mnist'}",
+            "downsample=max,conv",
+            "trainer.seed=0,1",
+            f"tracking.uri={url}",
+            "tracking.experiment=ray",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        jobs = {(d, s) for d in ("max", "conv") for s in ("0", "1")}
+        assert_sweep_complete(url, "ray", jobs)
+        # The runs are rows of the database; the artifacts went through the server.
+        import psycopg
+
+        with psycopg.connect(database) as db:
+            (count,) = db.execute("SELECT count(*) FROM runs").fetchone()
+        assert count == len(jobs) + 1
+        assert len(list((tmp_path / "artifacts").rglob("shapes.md"))) == len(jobs)
+    assert not list(tmp_path.glob("mlflow.db")) and not (tmp_path / "mlruns").exists()
