@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
-from helpers import TINY, dsbench, store_uri
+from helpers import TINY, all_runs, dsbench, store_uri
+from mlflow.entities import ViewType
+
+from dsbench.idx import read_idx_gz, write_idx_gz
 
 CASES = {
     "unknown dataset": (
@@ -21,10 +27,17 @@ CASES = {
     "epochs zero": (["trainer.epochs=0"], "trainer.epochs must be >= 1, got 0"),
     "batch zero": (["trainer.batch_size=0"], "trainer.batch_size must be > 0"),
     "dropout one": (["head.dropout=1.0"], "head.dropout must be in [0, 1), got 1.0"),
+    "dropout negative": (["model.slot_dropout=-0.1"], "model.slot_dropout must be in [0, 1)"),
+    "epochs negative": (["trainer.epochs=-3"], "trainer.epochs must be >= 1, got -3"),
+    "batch negative": (["trainer.batch_size=-8"], "trainer.batch_size must be > 0"),
     "unknown key": (["trainer.lrr=0.1"], "Could not override 'trainer.lrr'"),
     "wrong type": (["trainer.epochs=many"], "could not be converted to Integer"),
     "unknown backend": (["trainer.backend=torch"], "unknown trainer.backend 'torch'"),
     "unknown precision": (["trainer.precision=fp8"], "unknown trainer.precision 'fp8'"),
+    "gpu precision on cpu": (
+        ["trainer.precision=mixed_float16"],
+        "trainer.precision=mixed_float16 needs a GPU; this machine has cpu:0: use float32 or",
+    ),
     "below 1x1": (
         ["downsample.window=13", "downsample.stride=13"],
         "layer block2_conv1 (3×3, stride 1, valid) would shrink 2×2 to 0×0",
@@ -36,9 +49,14 @@ CASES = {
 }
 
 
+# TensorFlow's C++ start-up lines, printed at its import before any setting can silence
+# them; only checks that need Keras (the device's precisions) import it.
+TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|I\d{4} )")
+
+
 def _assert_one_line_no_store(out, expected: str, folder: Path) -> None:
     assert out.returncode == 2, out.stderr[-2000:]
-    lines = out.stderr.strip().splitlines()
+    lines = [ln for ln in out.stderr.strip().splitlines() if not TF_STARTUP.match(ln)]
     assert len(lines) == 1, out.stderr[-2000:]
     assert lines[0].startswith("dsbench: error: ")
     assert expected in lines[0]
@@ -124,3 +142,78 @@ def test_cifar_archive_with_wrong_md5(cifar10_archive_dir: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     _assert_one_line_no_store(out, "md5", tmp_path)
+
+
+def _mnist_copy(shared_data: Path, tmp_path: Path) -> Path:
+    archives = tmp_path / "mnist"
+    shutil.copytree(shared_data / "mnist", archives)
+    return archives
+
+
+def _train(archives: Path, tmp_path: Path, *overrides: str):
+    return dsbench(
+        "train",
+        *TINY,
+        f"dataset.archive_dir={archives}",
+        f"tracking.uri={store_uri(tmp_path)}",
+        *overrides,
+        cwd=tmp_path,
+    )
+
+
+def test_idx_file_with_wrong_magic_number(shared_data: Path, tmp_path: Path) -> None:
+    """Labels where images belong: a well-formed IDX file of the wrong kind."""
+    archives = _mnist_copy(shared_data, tmp_path)
+    labels = read_idx_gz(archives / "t10k-labels-idx1-ubyte.gz")
+    write_idx_gz(archives / "t10k-images-idx3-ubyte.gz", labels)
+    out = _train(archives, tmp_path, "dataset.verify_md5=false")
+    _assert_one_line_no_store(out, "t10k-images-idx3-ubyte.gz", tmp_path)
+    assert "magic" in out.stderr
+
+
+def test_truncated_idx_archive(shared_data: Path, tmp_path: Path) -> None:
+    archives = _mnist_copy(shared_data, tmp_path)
+    images = archives / "train-images-idx3-ubyte.gz"
+    data = images.read_bytes()
+    images.write_bytes(data[: len(data) // 3])
+    out = _train(archives, tmp_path, "dataset.verify_md5=false")
+    _assert_one_line_no_store(out, "is not a complete gzip file", tmp_path)
+
+
+def test_backend_that_cannot_be_imported(shared_data: Path, tmp_path: Path) -> None:
+    """JAX missing, as on a machine without it: Python's own way to block an import."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['jax'] = None\n")
+    path = os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])
+    os.environ["PYTHONPATH"], saved = path, os.environ.get("PYTHONPATH")
+    try:
+        out = _train(shared_data / "mnist", tmp_path, "trainer.backend=jax")
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    _assert_one_line_no_store(out, "trainer.backend=jax but jax cannot be imported", tmp_path)
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_resuming_into_a_deleted_experiment(shared_data: Path, tmp_path: Path, sweep: bool):
+    uri = store_uri(tmp_path)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    flags = ["-m", "trainer.seed=0,1"] if sweep else []
+    out = dsbench(
+        "train",
+        *flags,
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        f"tracking.uri={uri}",
+        "tracking.experiment=gone",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("dsbench: error: MLflow experiment 'gone' at ")
+    assert "was deleted; restore it (mlflow experiments restore --experiment-id" in last
+    assert all_runs(uri, ViewType.ALL) == []  # nothing written, not even a sweep parent

@@ -1,0 +1,165 @@
+"""Resume: a finished job is not trained twice, a killed sweep finishes every job exactly
+once when started again, and a retrained job gives the same numbers (same seed, CPU)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import TINY, all_runs, dsbench, store_uri
+
+from dsbench import config, runs, tracking
+
+TIMING = ("seconds", "images_per_sec")  # wall-clock metrics differ between runs
+
+
+def test_config_hash_ignores_where_a_run_is_recorded() -> None:
+    base = config.TrainConfig()
+    same = config.TrainConfig()
+    same.tracking.uri, same.tracking.experiment = "sqlite:////elsewhere.db", "other"
+    same.trainer.verbose, same.dataset.archive_dir = 0, "/mnt/mnist"
+    assert config.config_hash(same) == config.config_hash(base)
+    for change in ("trainer.lr", "trainer.seed", "downsample.name", "dataset.train_subset"):
+        other = config.TrainConfig()
+        group, key = change.split(".")
+        value = getattr(getattr(other, group), key)
+        setattr(getattr(other, group), key, "avg" if isinstance(value, str) else (value or 0) + 1)
+        assert config.config_hash(other) != config.config_hash(base), change
+
+
+@pytest.mark.slow
+def test_finished_job_is_skipped_and_retrains_identically(shared_data: Path, tmp_path: Path):
+    uri = store_uri(tmp_path)
+    job = (*TINY, f"dataset.archive_dir={shared_data / 'mnist'}", f"tracking.uri={uri}")
+    first = dsbench("train", *job, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert len(run.data.tags["config_hash"]) == 16
+
+    again = dsbench("train", *job, "trainer.verbose=1", cwd=tmp_path)  # verbosity: same job
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "dsbench: skipped mnist/convnet/max+flatten/s0: already FINISHED as run " in (
+        again.stderr
+    )
+    assert [r.info.run_id for r in all_runs(uri)] == [run.info.run_id]
+
+    retrain = dsbench("train", *job, "tracking.resume=false", cwd=tmp_path)
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    first_run, second_run = sorted(all_runs(uri), key=lambda r: r.info.start_time)
+    assert first_run.data.tags["config_hash"] == second_run.data.tags["config_hash"]
+    # Same seed, same backend, CPU: every computed number is identical, not just close.
+    computed = {
+        k: v for k, v in first_run.data.metrics.items() if not k.endswith(TIMING) and "/" not in k
+    }
+    assert {"test_loss", "loss", "val_loss", "shift_consistency"} <= set(computed)
+    assert {k: second_run.data.metrics[k] for k in computed} == computed
+
+
+def _job_runs(db: Path) -> dict[str, int]:
+    """Status → count of the job runs, read straight from the sqlite file (an MLflow client
+    here would race the sweep's own schema set-up)."""
+    import sqlite3
+
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            rows = con.execute(
+                "SELECT status, count(*) FROM runs WHERE name NOT LIKE 'sweep %' GROUP BY status"
+            )
+            return dict(rows.fetchall())
+    except sqlite3.OperationalError:  # tables not created yet
+        return {}
+
+
+@pytest.mark.slow
+def test_killed_sweep_started_again_finishes_each_job_exactly_once(
+    shared_data: Path, tmp_path: Path
+):
+    """SIGKILL (nothing can clean up) at a random moment after the first job finished, while
+    a later one runs; the same command again skips the finished jobs, marks the abandoned
+    run KILLED and trains the rest in the same parent run."""
+    uri = store_uri(tmp_path)
+    sweep = [
+        sys.executable,
+        "-m",
+        "dsbench.train",
+        "-m",
+        *TINY,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "downsample=max,avg,conv",
+        "trainer.seed=0,1",
+        f"tracking.uri={uri}",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(
+        sweep, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    delay = random.Random().uniform(0, 2)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            statuses = _job_runs(tmp_path / "mlflow.db")
+            if statuses.get("FINISHED", 0) >= 1 and statuses.get("RUNNING", 0) >= 1:
+                break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.2)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    before = _job_runs(tmp_path / "mlflow.db")
+    assert 1 <= before.get("FINISHED", 0) < 6, (before, delay)
+
+    out = subprocess.run(sweep, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stderr.count("dsbench: skipped ") == before["FINISHED"]
+
+    found = all_runs(uri)
+    (parent,) = [r for r in found if r.data.tags.get("dsbench.role") == "sweep"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["jobs"] == "6"
+    jobs = [r for r in found if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in jobs)
+    finished = [r for r in jobs if r.info.status == "FINISHED"]
+    assert sorted((r.data.tags["downsample"], r.data.tags["seed"]) for r in finished) == sorted(
+        (d, s) for d in ("max", "avg", "conv") for s in ("0", "1")
+    )
+    assert len({r.data.tags["config_hash"] for r in finished}) == 6  # no job twice
+    assert all("test_accuracy" in r.data.metrics for r in finished)
+    for r in jobs:  # what the kill interrupted is closed, not RUNNING forever
+        assert r.info.status in ("FINISHED", "KILLED"), (r.info.run_name, delay)
+        if r.info.status == "KILLED":
+            assert "found when the sweep resumed" in r.data.tags["failure_reason"]
+    # The retried attempt is history, not a failure of the study.
+    table = runs.load_runs(uri, "dsbench", sweep="latest")
+    assert len(table) == 6 and set(table["status"]) == {"FINISHED"}
+
+
+def test_job_failing_before_its_run_opened_leaves_a_failed_run(tmp_path: Path, monkeypatch):
+    uri = store_uri(tmp_path)
+    cfg = config.TrainConfig()
+    cfg.tracking.uri, cfg.tracking.experiment = uri, "failures"
+    experiment_id = tracking.open_experiment(cfg.tracking)
+    parent = mlflow.MlflowClient(uri).create_run(experiment_id).info.run_id
+    monkeypatch.setenv(tracking.PARENT_ENV, parent)
+
+    tracking.record_failure(cfg, MemoryError("cannot allocate 12 GiB"))
+    (run,) = [r for r in all_runs(uri) if r.info.run_id != parent]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"] == "MemoryError: cannot allocate 12 GiB"
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["config_hash"] == config.config_hash(cfg)
+    assert run.info.run_name == "mnist/convnet/max+flatten/s0"
+
+    recorded = RuntimeError("already in its run")  # tracked_run recorded this one
+    recorded.add_note(tracking.RECORDED)
+    tracking.record_failure(cfg, recorded)
+    assert len(all_runs(uri)) == 2
