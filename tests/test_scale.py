@@ -3,12 +3,13 @@ Hydra's Ray launcher (a local Ray cluster) through `make server` backed by Postg
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import mlflow
 import pytest
 from helpers import TINY, dsbench, store_uri
-from services import make_server, postgres
+from services import ROOT, make_server, postgres
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_images_per_sec")
 FINAL_METRICS = ("test_accuracy", "params_total", "flops_per_image", "shift_consistency")
@@ -96,3 +97,32 @@ def test_ray_sweep_through_make_server_on_postgresql(shared_data: Path, tmp_path
         assert count == len(jobs) + 1
         assert len(list((tmp_path / "artifacts").rglob("shapes.md"))) == len(jobs)
     assert not list(tmp_path.glob("mlflow.db")) and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(shared_data: Path, tmp_path: Path):
+    """submitit's local executor: what runs the jobs on SLURM, here as local processes."""
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        "-m",
+        *TINY,
+        "trainer.epochs=2",
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "downsample=max,avg",
+        f"tracking.uri={uri}",
+        "tracking.experiment=submitit",
+        "hydra/launcher=submitit_local",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert_sweep_complete(uri, "submitit", {("max", "0"), ("avg", "0")})
+
+
+def test_ui_and_server_listen_on_localhost_only_by_default() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), "ui", "server"], capture_output=True, text=True
+    )
+    lines = dry.stdout.replace("\\\n", " ").splitlines()
+    commands = [ln for ln in lines if "bin/mlflow " in ln]
+    assert len(commands) == 2 and all("--host 127.0.0.1 " in c for c in commands), dry.stdout
