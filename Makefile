@@ -14,7 +14,7 @@ PORT   ?= 5000
 MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export MLFLOW_TRACKING_URI
 
-.PHONY: help install test lint format run run-sweep reproduce-allconv analyze ui server screenshots describe clean
+.PHONY: help install test lint format run run-sweep reproduce-allconv analyze bench ui server screenshots describe clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)
+
+bench:  ## training speed: suite vs tracking off vs bare keras fit, side by side → results/bench/<device>.md; ARGS=
+	$(PY) -m dsbench.bench $(ARGS)
 
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
 	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(MLFLOW_TRACKING_URI))"

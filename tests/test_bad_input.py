@@ -34,6 +34,10 @@ CASES = {
     "wrong type": (["trainer.epochs=many"], "could not be converted to Integer"),
     "unknown backend": (["trainer.backend=torch"], "unknown trainer.backend 'torch'"),
     "unknown precision": (["trainer.precision=fp8"], "unknown trainer.precision 'fp8'"),
+    "device loop on tensorflow": (
+        ["trainer.loop=device"],
+        "trainer.loop=device runs on the JAX backend, got trainer.backend=tensorflow",
+    ),
     "gpu precision on cpu": (
         ["trainer.precision=mixed_float16"],
         "trainer.precision=mixed_float16 needs a GPU; this machine has cpu:0: use float32 or",

@@ -261,3 +261,33 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     text = Path(table).read_text()
     assert "Runs that did not finish" in text
     assert "FAILED (FloatingPointError: loss became" in text
+
+
+def test_device_loop_jax_bfloat16_one_tiny_epoch(shared_data: Path, tmp_path: Path) -> None:
+    """The GPU fast path (data on the device, scanned steps, AOT compile) end to end on CPU."""
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        *TINY,
+        "trainer.epochs=2",
+        "trainer.batch_size=64",
+        "trainer.steps_per_execution=3",  # 8 steps an epoch: 2 scans of 3, then one of 2
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        "trainer.backend=jax",
+        "trainer.precision=mixed_bfloat16",
+        "trainer.loop=device",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    assert set(m) >= EPOCH_METRICS | FINAL_METRICS
+    assert m["compile_seconds"] > 0 and m["steady_images_per_sec"] > 0
+    assert m["train_images"] == 512
+    # It learns: above chance on the test set after 2 tiny epochs, and the loss falls.
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    losses = [h.value for h in client.get_metric_history(run.info.run_id, "loss")]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert m["test_accuracy"] > 0.2

@@ -42,9 +42,9 @@ def _dropout(what: str, value: float | None) -> None:
 @dataclass
 class DatasetConfig:
     name: str = "mnist"
-    source: str = (
-        "tfds"  # tfds (TFDS, offline from archive_dir if the archives are there) | archive
-    )
+    # tfds (TFDS, offline from archive_dir if the archives are there) | archive | synthetic
+    # (random images of the dataset's shape: speed measurements)
+    source: str = "tfds"
     archive_dir: str = "data/mnist"  # the official archives; also TFDS's manual dir
     tfds_data_dir: str = "~/tensorflow_datasets"
     val_fraction: float = 0.1  # held out of the training set, seeded by split_seed
@@ -57,10 +57,10 @@ class DatasetConfig:
     preprocess: str = "none"  # none (uint8, scaled in the model) | gcn_zca (Springenberg 2015)
 
     def __post_init__(self) -> None:
-        from dsbench.dataset import DATASETS
+        from dsbench.dataset import DATASETS, SOURCES
 
         _choice("dataset", self.name, sorted(DATASETS))
-        _choice("dataset.source", self.source, ("tfds", "archive"))
+        _choice("dataset.source", self.source, SOURCES)
         _choice("dataset.preprocess", self.preprocess, PREPROCESSING)
         if not 0 <= self.val_fraction < 1:
             raise DsbenchError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}")
@@ -146,6 +146,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # mixed_float16: GPU only
 BACKENDS = ("tensorflow", "jax")
+LOOPS = ("keras", "device")
 
 
 @dataclass
@@ -162,7 +163,10 @@ class TrainerConfig:
     seed: int = 0
     precision: str = "float32"
     backend: str = "tensorflow"
-    steps_per_execution: int = 1
+    steps_per_execution: int = 1  # training steps per dispatch to the device
+    # keras: model.fit | device: the data on the device, `steps_per_execution` steps per
+    # compiled scan, compile timed apart (JAX backend; the GPU fast path, device_loop.py)
+    loop: str = "keras"
     verbose: int = 2  # Keras progress: 0 silent, 1 bar, 2 one line per epoch
     # Training-batch augmentation, in the model (inactive at evaluation): random
     # translations of up to augment_translate px (zero fill) and horizontal flips.
@@ -183,6 +187,17 @@ class TrainerConfig:
         _choice("trainer.schedule", self.schedule, SCHEDULES)
         _choice("trainer.precision", self.precision, PRECISIONS)
         _choice("trainer.backend", self.backend, BACKENDS)
+        _choice("trainer.loop", self.loop, LOOPS)
+        if self.loop == "device" and self.backend != "jax":
+            raise DsbenchError(
+                f"trainer.loop=device runs on the JAX backend, got trainer.backend={self.backend}: "
+                "add trainer.backend=jax or use trainer.loop=keras"
+            )
+        if self.loop == "device" and self.precision == "mixed_float16":
+            raise DsbenchError(
+                "trainer.loop=device has no loss scaling for mixed_float16: use "
+                "trainer.precision=mixed_bfloat16 (or float32), or trainer.loop=keras"
+            )
         _positive("trainer.lr", self.lr)
         _positive("trainer.batch_size", self.batch_size)
         _positive("trainer.steps_per_execution", self.steps_per_execution)

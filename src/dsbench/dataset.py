@@ -22,7 +22,8 @@ from dsbench.errors import DsbenchError
 from dsbench.idx import IMAGES_MAGIC, LABELS_MAGIC, md5_of, read_idx_gz
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-SOURCES = ("tfds", "archive")
+SOURCES = ("tfds", "archive", "synthetic")
+SYNTHETIC_SIZES = (50_000, 10_000)  # training and test images of the synthetic source (CIFAR's)
 
 
 @dataclass(frozen=True)
@@ -248,13 +249,15 @@ def load_splits(
     test_subset: int | None = None,
     verify_md5: bool = True,
 ) -> Splits:
-    """Load dataset `name` from `source` ("tfds" or "archive") and split it.
+    """Load dataset `name` from `source` ("tfds", "archive" or "synthetic") and split it.
 
     - "archive": the official files in `archive_dir`, md5-checked (unless `verify_md5` is
       False, see `load_archives`), read by dsbench.
     - "tfds": TFDS prepares the dataset in `tfds_data_dir` offline, using the same official
       files from `archive_dir` as its manual dir (TFDS checks their checksums itself, always:
       `verify_md5` does not apply).
+    - "synthetic": random uint8 images of the dataset's shape and random labels
+      (`synthetic_arrays`): speed measurements without the data (`dsbench.bench`).
 
     The validation set is a seeded split of the training set (see `split_train_val`); then
     `train_subset` limits what is left for training and `test_subset` the test set (seeded
@@ -280,6 +283,8 @@ def load_splits(
 
     if source == "archive":
         x_train, y_train, x_test, y_test = load_archives(info, archive_dir, verify_md5)
+    elif source == "synthetic":
+        x_train, y_train, x_test, y_test = synthetic_arrays(info, split_seed)
     else:
         if tfds_data_dir is None:
             raise DsbenchError(
@@ -300,6 +305,18 @@ def load_splits(
         x_test, y_test, test_subset, _sub_seed(split_seed, 2), "test_subset"
     )
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info=info, source=source)
+
+
+def synthetic_arrays(info: DatasetInfo, seed: int) -> Arrays:
+    """Random images of `info`'s shape (uint8, uniform) and random labels, SYNTHETIC_SIZES
+    many: what a speed measurement needs of a dataset, and nothing it can learn."""
+    rng = np.random.default_rng(_sub_seed(seed, 3))
+    arrays: list[np.ndarray] = []
+    for n in SYNTHETIC_SIZES:
+        arrays.append(rng.integers(0, 256, (n, *info.image_shape), dtype=np.uint8))
+        arrays.append(rng.integers(0, info.num_classes, n, dtype=np.uint8))
+    x_train, y_train, x_test, y_test = arrays
+    return x_train, y_train, x_test, y_test
 
 
 def _sub_seed(split_seed: int, stream: int) -> np.random.SeedSequence:

@@ -88,7 +88,9 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
     if cfg.tracking.enabled:
         tracking.open_experiment(cfg.tracking)  # an unusable store stops here
     model = build_keras(plan, info.image_shape, model_name(cfg.model, cfg.downsample, cfg.head))
-    steps = -(-len(splits.x_train) // cfg.trainer.batch_size)
+    device_loop = cfg.trainer.loop == "device"
+    n, batch = len(splits.x_train), cfg.trainer.batch_size
+    steps = n // batch if device_loop else -(-n // batch)  # the device loop drops a part batch
     trainer.compile_model(model, cfg.trainer, steps)
     tags = {
         **tracking.job_tags(cfg),
@@ -103,7 +105,13 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
         run.log_text(shape_table(rows), "shapes.md")
         if output_dir is not None:
             run.log_artifacts(output_dir / ".hydra", "hydra")
-        history, timing = trainer.fit(model, splits, cfg.trainer, run.log_metrics)
+        if device_loop:
+            from dsbench import device_loop as loop
+
+            lr = trainer.learning_rate(cfg.trainer, steps)
+            history, timing = loop.fit(model, splits, cfg.trainer, run.log_metrics, lr)
+        else:
+            history, timing = trainer.fit(model, splits, cfg.trainer, run.log_metrics)
         losses = history.history.get("loss", [])
         if model.stop_training and losses and not all(map(_finite, losses)):
             raise FloatingPointError(f"loss became {losses[-1]} in epoch {len(losses)}")
@@ -122,9 +130,13 @@ def train(cfg: config.TrainConfig, output_dir: Path | None = None) -> dict[str, 
             "params_trainable": float(count_trainable(model)),
             "flops_per_image": float(flops_per_image(plan, info.image_shape)),
             "compile_seconds": timing.compile_seconds,
+            "steady_images_per_sec": trainer.steady_images_per_sec(timing.epochs),
             "train_images": float(len(splits.x_train)),
             **robustness,
         }
+        peak = trainer.peak_memory_bytes()
+        if peak is not None:
+            final["peak_memory_bytes"] = peak
         run.log_metrics(final)
     log.info("%s: test accuracy %.4f", tracking.run_name(cfg), final["test_accuracy"])
     return final

@@ -152,6 +152,24 @@ def predictor(model: keras.Model, batch_size: int) -> Callable[[np.ndarray], np.
     return lambda x: model.predict(x, batch_size=batch_size, verbose=0)
 
 
+def peak_memory_bytes() -> float | None:
+    """Peak memory of the first device since the process started, where the backend reports
+    it (JAX on a GPU or TPU); None elsewhere."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    stats = jax.local_devices()[0].memory_stats()
+    return float(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def steady_images_per_sec(epochs: list[dict[str, float]]) -> float:
+    """Median training throughput of the epochs after the first (which may hold compilation
+    and warm-up); the first itself when it is the only one."""
+    rates = [e["train_images_per_sec"] for e in epochs]
+    return float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else math.nan
+
+
 def _has_gpu() -> bool:
     return any("gpu" in d.lower() or "cuda" in d.lower() for d in keras.distribution.list_devices())
 

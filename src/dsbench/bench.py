@@ -1,0 +1,371 @@
+"""Training speed, measured side by side in one process: `python -m dsbench.bench` (make bench).
+
+For each model (default: the MNIST convnet and All-CNN-C, batch 512, random data of the real
+shape) it measures, interleaved over `repeats` rounds so that a noisy machine affects all alike:
+
+    suite         the suite's own entry point (dsbench.train.train), MLflow on
+    no_tracking   the same with tracking.enabled=false
+    keras_fit     bare keras.Model.fit on the same model, optimizer and arrays
+
+then one epoch of real MNIST through the suite. It prints and writes
+`<out_dir>/<device>.md` and `.csv`: steady training images/s (median over rounds of the median
+over the epochs after the first), achieved training TFLOP/s (3 × forward FLOPs × images/s),
+compile seconds, peak device memory, the ratios suite/keras_fit and suite/no_tracking, and the
+projected time of Springenberg 2015's Table-3 protocol (12 models × 350 epochs × 50k images)
+at the measured All-CNN-C rate, scaled by each model's FLOPs.
+
+A GPU run uses the fast path for the suite (JAX, mixed_bfloat16, trainer.loop=device) unless
+`suite=[...]` overrides say otherwise; a CPU run uses the defaults (TensorFlow, float32,
+model.fit). The hand-written PyTorch loop of the issue is not part of this module yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from dsbench import cli, config
+from dsbench.errors import DsbenchError
+
+log = logging.getLogger(__name__)
+
+MODELS = {  # name → overrides of conf/train.yaml
+    "mnist_convnet": ["dataset=mnist", "model=convnet"],
+    "allcnn_c": ["dataset=cifar10", "model=springenberg_c", "downsample=conv"],
+}
+FAST_PATH = ["trainer.backend=jax", "trainer.precision=mixed_bfloat16", "trainer.loop=device"]
+TABLE3 = {"models": 12, "epochs": 350, "images": 50_000}  # Springenberg 2015, CIFAR-10
+
+
+@dataclass
+class BenchConfig:
+    models: list[str] = field(default_factory=lambda: list(MODELS))
+    batch_size: int = 512
+    # Training images per epoch; null: 50,000 on a GPU, a CPU-sized number per model.
+    images: int | None = None
+    epochs: int = 3  # the first holds compilation and warm-up and is not counted
+    repeats: int = 3  # interleaved rounds of every variant
+    steps_per_execution: int = 16  # suite, device loop: training steps per dispatch
+    suite: list[str] = field(default_factory=list)  # overrides of the suite's runs
+    real_epoch: bool = True  # plus one epoch of real MNIST through the suite
+    archive_dir: str = "data/mnist"  # the real MNIST archives
+    out_dir: str = "results/bench"
+
+    def __post_init__(self) -> None:
+        for name in self.models:
+            if name not in MODELS:
+                raise DsbenchError(
+                    f"unknown bench model {name!r}; choose from: {', '.join(MODELS)}"
+                )
+        for key in ("batch_size", "epochs", "repeats", "steps_per_execution"):
+            if getattr(self, key) < 1:
+                raise DsbenchError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.epochs < 2:
+            raise DsbenchError("epochs must be >= 2: the first epoch is not counted")
+        if self.images is not None and self.images < self.batch_size:
+            raise DsbenchError(f"images ({self.images}) must be >= batch_size ({self.batch_size})")
+
+
+CPU_IMAGES = {"mnist_convnet": 8192, "allcnn_c": 1024}  # a few seconds per epoch on 2 cores
+
+
+def _gpu() -> bool:
+    try:
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    except (ImportError, RuntimeError):
+        return False
+
+
+def _compose(overrides: list[str]) -> config.TrainConfig:
+    """A training config as `python -m dsbench.train <overrides>` would compose it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside this module's own Hydra app
+        return config.validate(compose("train", overrides=overrides))
+    with initialize_config_dir(config.CONF_DIR, version_base="1.3"):
+        return config.validate(compose("train", overrides=overrides))
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
+    """Bare Keras: the same model and optimizer, `fit` on the same arrays, no callbacks of
+    ours but a clock."""
+    import keras
+
+    from dsbench import dataset, trainer
+    from dsbench.model import build_keras, plan_from_config
+
+    splits = dataset.load_splits(
+        cfg.dataset.name,
+        "synthetic",
+        "",
+        None,
+        0.0,
+        cfg.dataset.split_seed,
+        cfg.dataset.train_subset,
+    )
+    info = splits.info
+    trainer.configure(cfg.trainer)
+    model = build_keras(plan_from_config(cfg, info.image_shape, info.num_classes), info.image_shape)
+    steps = -(-len(splits.x_train) // cfg.trainer.batch_size)
+    trainer.compile_model(model, cfg.trainer, steps)
+
+    class Clock(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - self.t)
+
+    clock = Clock()
+    model.fit(
+        splits.x_train,
+        splits.y_train,
+        batch_size=cfg.trainer.batch_size,
+        epochs=cfg.trainer.epochs,
+        callbacks=[clock],
+        verbose=0,
+    )
+    rates = [len(splits.x_train) / s for s in clock.seconds]
+    return {
+        "images_per_sec": _median(rates[1:]),
+        "compile_seconds": math.nan,
+        "peak_memory_bytes": trainer.peak_memory_bytes() or math.nan,
+    }
+
+
+def suite(cfg: config.TrainConfig) -> dict[str, float]:
+    from dsbench.train import train
+
+    final = train(cfg)
+    return {
+        "images_per_sec": final["steady_images_per_sec"],
+        "compile_seconds": final["compile_seconds"],
+        "peak_memory_bytes": final.get("peak_memory_bytes", math.nan),  # JAX on a GPU only
+        "flops_per_image": final["flops_per_image"],
+    }
+
+
+def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
+    gpu = _gpu()
+    suite_overrides = (FAST_PATH if gpu else []) + list(bench.suite)
+    common = [
+        "dataset.source=synthetic",
+        "dataset.val_fraction=0",
+        "dataset.test_subset=1024",
+        "evaluation.shifts=[]",
+        "evaluation.consistency_shift=0",
+        f"trainer.batch_size={bench.batch_size}",
+        f"trainer.epochs={bench.epochs}",
+        f"trainer.steps_per_execution={bench.steps_per_execution}",
+        "trainer.verbose=0",
+        f"tracking.uri={store}",
+        "tracking.experiment=bench",
+        "tracking.resume=false",
+        "tracking.system_metrics=false",
+    ]
+    rows = []
+    for name in bench.models:
+        images = bench.images or (50_000 if gpu else CPU_IMAGES[name])
+        base = [*MODELS[name], *common, f"dataset.train_subset={images}"]
+        variants = {
+            "suite": _compose([*base, *suite_overrides]),
+            "no_tracking": _compose([*base, *suite_overrides, "tracking.enabled=false"]),
+            "keras_fit": _compose([*base, *[o for o in suite_overrides if "loop=" not in o]]),
+        }
+        results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+        for round_ in range(bench.repeats):
+            for variant, cfg in variants.items():
+                measured = keras_fit(cfg) if variant == "keras_fit" else suite(cfg)
+                log.info(
+                    "%s %s round %d: %.0f img/s",
+                    name,
+                    variant,
+                    round_ + 1,
+                    measured["images_per_sec"],
+                )
+                results[variant].append(measured)
+        flops = next(r["flops_per_image"] for r in results["suite"])
+        for variant, measured in results.items():
+            rate = _median([m["images_per_sec"] for m in measured])
+            rows.append(
+                {
+                    "model": name,
+                    "variant": variant,
+                    "images": images,
+                    "batch": bench.batch_size,
+                    "images_per_sec": rate,
+                    "train_tflops": 3 * flops * rate / 1e12,
+                    "compile_seconds": _median([m["compile_seconds"] for m in measured]),
+                    "peak_memory_gib": _median(
+                        [m.get("peak_memory_bytes", math.nan) for m in measured]
+                    )
+                    / 2**30,
+                    "rounds": [round(m["images_per_sec"]) for m in measured],
+                }
+            )
+    if bench.real_epoch:
+        cfg = _compose(
+            [
+                *MODELS["mnist_convnet"],
+                *suite_overrides,
+                "dataset.source=archive",
+                f"dataset.archive_dir={bench.archive_dir}",
+                "trainer.epochs=1",
+                "trainer.verbose=0",
+                f"tracking.uri={store}",
+                "tracking.experiment=bench",
+                "tracking.resume=false",
+            ]
+        )
+        measured = suite(cfg)
+        rows.append(
+            {
+                "model": "mnist_convnet (real MNIST, 1 epoch)",
+                "variant": "suite",
+                "images": 54_000,
+                "batch": cfg.trainer.batch_size,
+                "images_per_sec": measured["images_per_sec"],
+                "train_tflops": 3 * measured["flops_per_image"] * measured["images_per_sec"] / 1e12,
+                "compile_seconds": measured["compile_seconds"],
+                "peak_memory_gib": measured["peak_memory_bytes"] / 2**30,
+                "rounds": [round(measured["images_per_sec"])],
+            }
+        )
+    return rows
+
+
+def device_name() -> str:
+    """A file name for the machine: the GPU's kind, or the CPU's core count."""
+    if _gpu():
+        import jax
+
+        kind = jax.devices()[0].device_kind
+    else:
+        kind = f"cpu {os.cpu_count()}core"
+    return "-".join("".join(c if c.isalnum() else " " for c in kind.lower()).split())
+
+
+def table3_projection(rows: list[dict[str, Any]]) -> str:
+    """Springenberg 2015's Table 3 (12 models × 350 epochs × 50k CIFAR-10 images) at the
+    suite's All-CNN-C training FLOP/s, each model scaled by its own FLOPs."""
+    from dsbench import springenberg
+    from dsbench.model import flops_per_image, plan_from_config
+
+    measured = [r for r in rows if r["model"] == "allcnn_c" and r["variant"] == "suite"]
+    if not measured or not measured[0]["train_tflops"] > 0:
+        return "Table-3 projection: needs the allcnn_c model in `models`."
+    flops = 0
+    for model in ("springenberg_a", "springenberg_b", "springenberg_c"):
+        for downsample in springenberg.VARIANTS:
+            cfg = _compose(["dataset=cifar10", f"model={model}", f"downsample={downsample}"])
+            flops += flops_per_image(plan_from_config(cfg, (32, 32, 3), 10), (32, 32, 3))
+    seconds = TABLE3["epochs"] * TABLE3["images"] * 3 * flops / (measured[0]["train_tflops"] * 1e12)
+    return (
+        f"Table-3 projection: {TABLE3['models']} models × {TABLE3['epochs']} epochs × "
+        f"{TABLE3['images']:,} images = {seconds / 60:,.0f} device-minutes "
+        f"({seconds / 3600:,.1f} h) at the suite's All-CNN-C rate of "
+        f"{measured[0]['train_tflops']:.2f} training TFLOP/s, each model scaled by its FLOPs"
+    )
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rate = {r["variant"]: r["images_per_sec"] for r in rows if r["model"] == model}
+        if {"suite", "keras_fit", "no_tracking"} <= set(rate):
+            lines.append(
+                f"{model}: suite / keras_fit = {rate['suite'] / rate['keras_fit']:.3f}, "
+                f"suite / no_tracking = {rate['suite'] / rate['no_tracking']:.3f}, "
+                "suite / PyTorch loop = – (not measured: no PyTorch loop yet)"
+            )
+    return lines
+
+
+def write(rows: list[dict[str, Any]], out_dir: Path, command: str) -> Path:
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = device_name()
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / f"{name}.csv", index=False)
+    shown = table.assign(
+        images_per_sec=table["images_per_sec"].round(0),
+        train_tflops=table["train_tflops"].round(4),
+        compile_seconds=table["compile_seconds"].round(2),
+        peak_memory_gib=table["peak_memory_gib"].round(2),
+    )
+    import keras
+
+    text = "\n".join(
+        [
+            f"# Training speed on {name}",
+            "",
+            f"Produced by `{command}` on {platform.node()} ({platform.machine()}, "
+            f"{os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Keras "
+            f"{keras.__version__} ({keras.backend.backend()} backend).",
+            "",
+            "Steady images/s: median over rounds of the median over the epochs after the first; "
+            "`rounds`: each round's value. Training TFLOP/s = 3 × forward FLOPs × images/s. "
+            "Compile seconds: the suite's (–: bare fit does not separate it). Peak memory: where "
+            "the backend reports it (JAX on a GPU).",
+            "",
+            shown.to_markdown(index=False),
+            "",
+            *(f"- {line}" for line in ratios(rows)),
+            f"- {table3_projection(rows)}",
+            "",
+        ]
+    )
+    path = out_dir / f"{name}.md"
+    path.write_text(text)
+    print(text)
+    return path
+
+
+ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
+
+
+@hydra.main(version_base="1.3", config_path=config.CONF_DIR, config_name="bench")
+def _app(cfg: DictConfig) -> None:
+    with cli.exit_on_bad_input():
+        bench = config.validate(cfg, BenchConfig)
+        backend = "jax" if _gpu() or any("backend=jax" in o for o in bench.suite) else "tensorflow"
+        from dsbench.train import select_backend
+
+        select_backend(backend)
+        with tempfile.TemporaryDirectory() as store:
+            rows = measure(bench, f"sqlite:///{store}/mlflow.db")
+        write(rows, Path(bench.out_dir), " ".join(["python -m dsbench.bench", *sys.argv[1:]]))
+
+
+def main() -> None:
+    cli.run_app(_app)
+
+
+if __name__ == "__main__":
+    main()

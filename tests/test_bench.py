@@ -1,0 +1,44 @@
+"""`python -m dsbench.bench`: the side-by-side speed measurement writes its tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from helpers import dsbench
+
+from dsbench.bench import device_name
+
+
+def test_bench_measures_three_variants_side_by_side(tmp_path: Path) -> None:
+    out = dsbench(
+        "bench",
+        "models=[mnist_convnet]",
+        "images=512",
+        "batch_size=256",
+        "epochs=2",
+        "repeats=1",
+        "real_epoch=false",
+        f"out_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / f"{device_name()}.csv")
+    assert list(table["variant"]) == ["suite", "no_tracking", "keras_fit"]
+    assert (table["images_per_sec"] > 0).all() and (table["train_tflops"] > 0).all()
+    assert (table["images"] == 512).all() and (table["batch"] == 256).all()
+    suite = table.set_index("variant").loc["suite"]
+    assert suite["compile_seconds"] >= 0
+    report = (tmp_path / f"{device_name()}.md").read_text()
+    assert "Produced by `python -m dsbench.bench models=[mnist_convnet]" in report
+    assert "mnist_convnet: suite / keras_fit = " in report
+    assert "Table-3 projection: needs the allcnn_c model" in report
+    assert report in out.stdout  # printed too
+
+
+def test_bench_rejects_an_unknown_model(tmp_path: Path) -> None:
+    out = dsbench("bench", "models=[resnet]", f"out_dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "dsbench: error: unknown bench model 'resnet'; choose from: mnist_convnet, allcnn_c"
+    )
