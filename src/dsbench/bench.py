@@ -346,7 +346,9 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str) -> Path:
             "Compile seconds: the suite's (–: bare fit does not separate it). Peak memory: where "
             "the backend reports it (JAX on a GPU).",
             "",
-            shown.to_markdown(index=False, missingval="–"),
+            shown.astype(object)
+            .where(shown.notna(), None)
+            .to_markdown(index=False, missingval="–"),
             "",
             *(f"- {line}" for line in ratios(rows)),
             f"- {table3_projection(rows)}",
