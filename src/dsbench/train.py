@@ -40,7 +40,6 @@ config.register()
 def select_backend(backend: str) -> None:
     """Set the Keras backend; it must happen before Keras is first imported."""
     import importlib
-    import sys
 
     module = {"tensorflow": "tensorflow", "jax": "jax"}[backend]
     try:
