@@ -8,13 +8,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dsbench.ui import free_port
+from dsbench.ui import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,15 +73,7 @@ def make_server(store: str, artifacts: Path, log_file: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"make server did not answer on {url}: {log_file}") from None
-                time.sleep(0.5)
+        wait_until_healthy(url, server, f"make server did not answer on {url}: {log_file}", 90)
         yield url
     finally:
         _stop_group(server)

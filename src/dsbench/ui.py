@@ -38,6 +38,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(
+    base: str, server: subprocess.Popen, error: str, seconds: float = WAIT_S
+) -> None:
+    """Wait for an MLflow server's /health; `error` if it exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise DsbenchError(error) from None
+            time.sleep(0.5)
+
+
 @contextmanager
 def mlflow_ui(uri: str, log_file: Path, host: str = "127.0.0.1") -> Iterator[str]:
     """`mlflow ui` over the store on a free port of `host`; yields its base URL."""
@@ -48,17 +63,7 @@ def mlflow_ui(uri: str, log_file: Path, host: str = "127.0.0.1") -> Iterator[str
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{host}:{port}"
     try:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise DsbenchError(
-                        f"mlflow ui did not start on {base}; see {log_file}"
-                    ) from None
-                time.sleep(0.5)
+        wait_until_healthy(base, server, f"mlflow ui did not start on {base}; see {log_file}")
         yield base
     finally:
         server.terminate()
