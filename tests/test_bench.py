@@ -34,6 +34,8 @@ def test_bench_measures_three_variants_side_by_side(tmp_path: Path) -> None:
     assert "mnist_convnet: suite / keras_fit = " in report
     assert "Table-3 projection: needs the allcnn_c model" in report
     assert report in out.stdout  # printed too
+    assert "mnist_convnet suite round 1: " in out.stdout  # progress on the console,
+    assert not (tmp_path / "bench.log").exists()  # not in a log file left in the cwd
 
 
 def test_bench_rejects_an_unknown_model(tmp_path: Path) -> None:
