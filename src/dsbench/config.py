@@ -289,12 +289,18 @@ def config_hash(cfg: TrainConfig) -> str:
     Two jobs with the same hash train the same model on the same data the same way, so a
     FINISHED run with this hash lets a resumed sweep skip the job.
     """
-    items = {
-        k: v
-        for k, v in flatten(cfg).items()
-        if k not in RECORD_ONLY_KEYS and not k.startswith(RECORD_ONLY_PREFIXES)
-    }
-    text = json.dumps(items, sort_keys=True, default=str)
+    return short_hash(
+        {
+            k: v
+            for k, v in flatten(cfg).items()
+            if k not in RECORD_ONLY_KEYS and not k.startswith(RECORD_ONLY_PREFIXES)
+        }
+    )
+
+
+def short_hash(value: Any) -> str:
+    """16 hex digits of the SHA-256 of `value` as canonical JSON (sorted keys)."""
+    text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

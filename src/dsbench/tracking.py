@@ -12,8 +12,6 @@ KILLED.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import subprocess
@@ -28,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from dsbench.config import TrackingConfig, TrainConfig, config_hash, validate
+from dsbench.config import TrackingConfig, TrainConfig, config_hash, short_hash, validate
 from dsbench.errors import DsbenchError
 
 log = logging.getLogger(__name__)
@@ -65,13 +63,21 @@ def _deleted(tracking: TrackingConfig, experiment_id: str) -> DsbenchError:
     )
 
 
-def _store_exists(uri: str) -> bool:
+def _local_store(uri: str) -> Path | None:
+    """The sqlite file or the store folder of a local store; None for a server or database."""
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
-        return Path(uri.removeprefix("sqlite:///")).is_file()
+        return Path(uri.removeprefix("sqlite:///"))
     if parsed.scheme in ("", "file"):
-        return Path(parsed.path).is_dir()
-    return True  # a server or database
+        return Path(parsed.path)
+    return None
+
+
+def _store_exists(uri: str) -> bool:
+    path = _local_store(uri)
+    if path is None:
+        return True
+    return path.is_file() if uri.startswith("sqlite:") else path.is_dir()
 
 
 def finished_run(cfg: TrainConfig) -> Any | None:
@@ -101,12 +107,8 @@ def finished_run(cfg: TrainConfig) -> Any | None:
 
 def _check_writable(uri: str) -> None:
     """Refuse a local store we could not write, before any training is spent."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        path = Path(uri.removeprefix("sqlite:///"))
-    elif parsed.scheme in ("", "file"):
-        path = Path(parsed.path)  # the store folder: MLflow creates it in an existing parent
-    else:
+    path = _local_store(uri)  # a file store's folder: MLflow creates it in an existing parent
+    if path is None:
         return  # a server or database: MLflow reports its own errors
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir() or not os.access(folder, os.W_OK):
@@ -267,7 +269,7 @@ def sweep_key(config: DictConfig) -> str:
         "overrides": sorted(config.hydra.overrides.task),
         "params": OmegaConf.to_container(params) if params is not None else {},
     }
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    return short_hash(what)
 
 
 # The parent run this process opened for its sweep (closed by `close_sweep`).
