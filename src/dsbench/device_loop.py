@@ -80,12 +80,11 @@ def fit(
         y_pred, non_trainable, losses = model.stateless_call(
             trainable, non_trainable, x, training=True, return_losses=True
         )
-        y_pred = y_pred.astype(jnp.float32)
-        loss = keras.losses.sparse_categorical_crossentropy(y, y_pred).mean()
+        per_example, correct = _loss_and_correct(y, y_pred)
+        loss = per_example.mean()
         if losses:
             loss = loss + sum(losses)
-        correct = (jnp.argmax(y_pred, axis=-1) == y).sum()
-        return loss, (non_trainable, correct)
+        return loss, (non_trainable, correct.sum())
 
     grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
 
@@ -107,9 +106,7 @@ def fit(
         def step(carry, inputs):
             x, y, w = inputs
             y_pred = model.stateless_call(trainable, non_trainable, x, training=False)[0]
-            y_pred = y_pred.astype(jnp.float32)
-            loss = keras.losses.sparse_categorical_crossentropy(y, y_pred)
-            correct = jnp.argmax(y_pred, axis=-1) == y
+            loss, correct = _loss_and_correct(y, y_pred)
             return carry, ((loss * w).sum(), (correct * w).sum())
 
         _, (loss, correct) = jax.lax.scan(step, None, (x_all, y_all, weight))
@@ -174,6 +171,13 @@ def fit(
             break
     _write_back(model, state)
     return history, timing
+
+
+def _loss_and_correct(y: jax.Array, y_pred: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-example cross-entropy and top-1 hits, computed in float32 whatever the policy."""
+    y_pred = y_pred.astype(jnp.float32)
+    loss = keras.losses.sparse_categorical_crossentropy(y, y_pred)
+    return loss, jnp.argmax(y_pred, axis=-1) == y
 
 
 def _padded(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[jax.Array, ...]:
