@@ -184,20 +184,15 @@ def test_truncated_idx_archive(shared_data: Path, tmp_path: Path) -> None:
     _assert_one_line_no_store(out, "is not a complete gzip file", tmp_path)
 
 
-def test_backend_that_cannot_be_imported(shared_data: Path, tmp_path: Path) -> None:
+def test_backend_that_cannot_be_imported(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """JAX missing, as on a machine without it: Python's own way to block an import."""
     blocker = tmp_path / "site"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['jax'] = None\n")
-    path = os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])
-    os.environ["PYTHONPATH"], saved = path, os.environ.get("PYTHONPATH")
-    try:
-        out = _train(shared_data / "mnist", tmp_path, "trainer.backend=jax")
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
+    monkeypatch.setenv("PYTHONPATH", str(blocker), prepend=os.pathsep)
+    out = _train(shared_data / "mnist", tmp_path, "trainer.backend=jax")
     _assert_one_line_no_store(out, "trainer.backend=jax but jax cannot be imported", tmp_path)
 
 

@@ -168,6 +168,7 @@ def suite(cfg: config.TrainConfig) -> dict[str, float]:
         "compile_seconds": final["compile_seconds"],
         "peak_memory_bytes": final.get("peak_memory_bytes", math.nan),  # JAX on a GPU only
         "flops_per_image": final["flops_per_image"],
+        "train_images": final["train_images"],
     }
 
 
@@ -216,23 +217,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
                 results[variant].append(measured)
         flops = next(r["flops_per_image"] for r in results["suite"])
         for variant, measured in results.items():
-            rate = _median([m["images_per_sec"] for m in measured])
-            rows.append(
-                {
-                    "model": name,
-                    "variant": variant,
-                    "images": images,
-                    "batch": bench.batch_size,
-                    "images_per_sec": rate,
-                    "train_tflops": 3 * flops * rate / 1e12,
-                    "compile_seconds": _median([m["compile_seconds"] for m in measured]),
-                    "peak_memory_gib": _median(
-                        [m.get("peak_memory_bytes", math.nan) for m in measured]
-                    )
-                    / 2**30,
-                    "rounds": [round(m["images_per_sec"], 1) for m in measured],
-                }
-            )
+            rows.append(_row(name, variant, images, bench.batch_size, flops, measured))
     if bench.real_epoch:
         cfg = _compose(
             [
@@ -248,20 +233,29 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
             ]
         )
         measured = suite(cfg)
-        rows.append(
-            {
-                "model": "mnist_convnet (real MNIST, 1 epoch)",
-                "variant": "suite",
-                "images": 54_000,
-                "batch": cfg.trainer.batch_size,
-                "images_per_sec": measured["images_per_sec"],
-                "train_tflops": 3 * measured["flops_per_image"] * measured["images_per_sec"] / 1e12,
-                "compile_seconds": measured["compile_seconds"],
-                "peak_memory_gib": measured["peak_memory_bytes"] / 2**30,
-                "rounds": [round(measured["images_per_sec"], 1)],
-            }
-        )
+        name = "mnist_convnet (real MNIST, 1 epoch)"
+        images = int(measured["train_images"])
+        flops = measured["flops_per_image"]
+        rows.append(_row(name, "suite", images, cfg.trainer.batch_size, flops, [measured]))
     return rows
+
+
+def _row(
+    model: str, variant: str, images: int, batch: int, flops: float, rounds: list[dict[str, float]]
+) -> dict[str, Any]:
+    """One line of the table: medians over the rounds of one variant."""
+    rate = _median([m["images_per_sec"] for m in rounds])
+    return {
+        "model": model,
+        "variant": variant,
+        "images": images,
+        "batch": batch,
+        "images_per_sec": rate,
+        "train_tflops": 3 * flops * rate / 1e12,
+        "compile_seconds": _median([m["compile_seconds"] for m in rounds]),
+        "peak_memory_gib": _median([m["peak_memory_bytes"] for m in rounds]) / 2**30,
+        "rounds": [round(m["images_per_sec"], 1) for m in rounds],
+    }
 
 
 def device_name() -> str:
