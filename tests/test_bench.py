@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from helpers import dsbench
 from dsbench.bench import device_name
 
 
-def test_bench_measures_three_variants_side_by_side(tmp_path: Path) -> None:
+def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
     out = dsbench(
         "bench",
         "models=[mnist_convnet]",
@@ -23,15 +24,21 @@ def test_bench_measures_three_variants_side_by_side(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    table = pd.read_csv(tmp_path / f"{device_name()}.csv")
-    assert list(table["variant"]) == ["suite", "no_tracking", "keras_fit"]
+    name = f"{device_name()}-tensorflow"  # the CPU default backend
+    table = pd.read_csv(tmp_path / f"{name}.csv")
+    assert list(table["variant"]) == ["suite", "no_tracking", "keras_fit", "torch_loop"]
     assert (table["images_per_sec"] > 0).all() and (table["train_tflops"] > 0).all()
     assert (table["images"] == 512).all() and (table["batch"] == 256).all()
     suite = table.set_index("variant").loc["suite"]
     assert suite["compile_seconds"] >= 0
-    report = (tmp_path / f"{device_name()}.md").read_text()
+    report = (tmp_path / f"{name}.md").read_text()
     assert "Produced by `python -m dsbench.bench models=[mnist_convnet]" in report
-    assert "mnist_convnet: suite / keras_fit = " in report
+    assert re.search(
+        r"mnist_convnet: suite / keras_fit = \d\.\d{3}, suite / no_tracking = \d\.\d{3}, "
+        r"suite / torch_loop = \d\.\d{3}",
+        report,
+    )
+    assert "PyTorch 2." in report
     assert "Table-3 projection: needs the allcnn_c model" in report
     assert report in out.stdout  # printed too
     assert "mnist_convnet suite round 1: " in out.stdout  # progress on the console,

@@ -6,17 +6,20 @@ shape) it measures, interleaved over `repeats` rounds so that a noisy machine af
     suite         the suite's own entry point (dsbench.train.train), MLflow on
     no_tracking   the same with tracking.enabled=false
     keras_fit     bare keras.Model.fit on the same model, optimizer and arrays
+    torch_loop    a hand-written PyTorch loop of the same layers (dsbench.torch_loop), in the
+                  suite's precision, where PyTorch is installed
 
 then one epoch of real MNIST through the suite. It prints and writes
-`<out_dir>/<device>.md` and `.csv`: steady training images/s (median over rounds of the median
-over the epochs after the first), achieved training TFLOP/s (3 × forward FLOPs × images/s),
-compile seconds, peak device memory, the ratios suite/keras_fit and suite/no_tracking, and the
-projected time of Springenberg 2015's Table-3 protocol (12 models × 350 epochs × 50k images)
-at the measured All-CNN-C rate, scaled by each model's FLOPs.
+`<out_dir>/<device>-<backend>.md` and `.csv`: steady training images/s (median over rounds of
+the median over the epochs after the first), achieved training TFLOP/s (3 × forward FLOPs ×
+images/s), compile seconds, peak device memory, the ratios suite/keras_fit, suite/no_tracking
+and suite/torch_loop, and the projected time of Springenberg 2015's Table-3 protocol
+(12 models × 350 epochs × 50k images) at the measured All-CNN-C rate, scaled by each model's
+FLOPs.
 
 A GPU run uses the fast path for the suite (JAX, mixed_bfloat16, trainer.loop=device) unless
 `suite=[...]` overrides say otherwise; a CPU run uses the defaults (TensorFlow, float32,
-model.fit). The hand-written PyTorch loop of the issue is not part of this module yet.
+model.fit), or the JAX backend with `suite=[trainer.backend=jax]`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class BenchConfig:
     repeats: int = 3  # interleaved rounds of every variant
     steps_per_execution: int = 16  # suite, device loop: training steps per dispatch
     suite: list[str] = field(default_factory=list)  # overrides of the suite's runs
+    torch: bool = True  # the hand-written PyTorch loop too, where PyTorch is installed
     real_epoch: bool = True  # plus one epoch of real MNIST through the suite
     archive_dir: str = "data/mnist"  # the real MNIST archives
     out_dir: str = "results/bench"
@@ -108,15 +112,11 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
-    """Bare Keras: the same model and optimizer, `fit` on the same arrays, no callbacks of
-    ours but a clock."""
-    import keras
+def _synthetic(cfg: config.TrainConfig) -> Any:
+    """The random uint8 training arrays every variant of one model trains on."""
+    from dsbench import dataset
 
-    from dsbench import dataset, trainer
-    from dsbench.model import build_keras, plan_from_config
-
-    splits = dataset.load_splits(
+    return dataset.load_splits(
         cfg.dataset.name,
         "synthetic",
         "",
@@ -125,6 +125,17 @@ def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
         cfg.dataset.split_seed,
         cfg.dataset.train_subset,
     )
+
+
+def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
+    """Bare Keras: the same model and optimizer, `fit` on the same arrays, no callbacks of
+    ours but a clock."""
+    import keras
+
+    from dsbench import trainer
+    from dsbench.model import build_keras, plan_from_config
+
+    splits = _synthetic(cfg)
     info = splits.info
     trainer.configure(cfg.trainer)
     model = build_keras(plan_from_config(cfg, info.image_shape, info.num_classes), info.image_shape)
@@ -159,6 +170,19 @@ def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
     }
 
 
+def torch_loop(cfg: config.TrainConfig) -> dict[str, float]:
+    """The hand-written PyTorch loop on the same layers and arrays (dsbench.torch_loop)."""
+    from dsbench import torch_loop as loop
+    from dsbench.model import plan_from_config
+
+    splits = _synthetic(cfg)
+    plan = plan_from_config(cfg, splits.info.image_shape, splits.info.num_classes)
+    return loop.train(plan, cfg.trainer, splits.x_train, splits.y_train)
+
+
+VARIANTS = {"keras_fit": keras_fit, "torch_loop": torch_loop}  # the rest run the suite
+
+
 def suite(cfg: config.TrainConfig) -> dict[str, float]:
     from dsbench.train import train
 
@@ -172,9 +196,20 @@ def suite(cfg: config.TrainConfig) -> dict[str, float]:
     }
 
 
+def torch_loop_available() -> bool:
+    from dsbench import torch_loop as loop
+
+    return loop.available()
+
+
+def suite_overrides(bench: BenchConfig) -> list[str]:
+    """How the suite trains: the fast path on a GPU, the defaults on a CPU, then `suite`."""
+    return (FAST_PATH if _gpu() else []) + list(bench.suite)
+
+
 def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
     gpu = _gpu()
-    suite_overrides = (FAST_PATH if gpu else []) + list(bench.suite)
+    overrides = suite_overrides(bench)
     common = [
         "dataset.source=synthetic",
         "dataset.val_fraction=0",
@@ -190,15 +225,20 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         "tracking.resume=false",
         "tracking.system_metrics=false",
     ]
+    with_torch = bench.torch and torch_loop_available()
+    if bench.torch and not with_torch:
+        log.info("PyTorch is not installed: the torch_loop variant is left out")
     rows = []
     for name in bench.models:
         images = bench.images or (50_000 if gpu else CPU_IMAGES[name])
         base = [*MODELS[name], *common, f"dataset.train_subset={images}"]
         variants = {
-            "suite": _compose([*base, *suite_overrides]),
-            "no_tracking": _compose([*base, *suite_overrides, "tracking.enabled=false"]),
-            "keras_fit": _compose([*base, *[o for o in suite_overrides if "loop=" not in o]]),
+            "suite": _compose([*base, *overrides]),
+            "no_tracking": _compose([*base, *overrides, "tracking.enabled=false"]),
+            "keras_fit": _compose([*base, *[o for o in overrides if "loop=" not in o]]),
         }
+        if with_torch:
+            variants["torch_loop"] = variants["keras_fit"]
         results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         names = list(variants)
         for round_ in range(bench.repeats):
@@ -206,7 +246,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for variant in order:
                 cfg = variants[variant]
-                measured = keras_fit(cfg) if variant == "keras_fit" else suite(cfg)
+                measured = VARIANTS.get(variant, suite)(cfg)
                 log.info(
                     "%s %s round %d: %.0f img/s",
                     name,
@@ -222,7 +262,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         cfg = _compose(
             [
                 *MODELS["mnist_convnet"],
-                *suite_overrides,
+                *overrides,
                 "dataset.source=archive",
                 f"dataset.archive_dir={bench.archive_dir}",
                 "trainer.epochs=1",
@@ -297,26 +337,33 @@ def _round_ratio(rounds: dict[str, list[float]], a: str, b: str) -> float:
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[str]:
-    """suite / keras_fit and suite / no_tracking: the median over rounds of each round's ratio
-    (the variants of one round ran minutes apart, so a slow phase of the machine cancels)."""
+    """suite / keras_fit, suite / no_tracking and suite / torch_loop: the median over rounds
+    of each round's ratio (the variants of one round ran minutes apart, so a slow phase of the
+    machine cancels)."""
     lines = []
     for model in dict.fromkeys(r["model"] for r in rows):
         rounds = {r["variant"]: r["rounds"] for r in rows if r["model"] == model}
         if not {"suite", "keras_fit", "no_tracking"} <= set(rounds):
             continue
+        torch = (
+            f"{_round_ratio(rounds, 'suite', 'torch_loop'):.3f}"
+            if "torch_loop" in rounds
+            else "– (not measured: PyTorch is not installed, or torch=false)"
+        )
         lines.append(
             f"{model}: suite / keras_fit = {_round_ratio(rounds, 'suite', 'keras_fit'):.3f}, "
             f"suite / no_tracking = {_round_ratio(rounds, 'suite', 'no_tracking'):.3f}, "
-            "suite / PyTorch loop = – (not measured: no PyTorch loop yet)"
+            f"suite / torch_loop = {torch}"
         )
     return lines
 
 
-def write(rows: list[dict[str, Any]], out_dir: Path, command: str) -> Path:
+def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: list[str]) -> Path:
+    import keras
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = device_name()
+    name = f"{device_name()}-{keras.backend.backend()}"
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / f"{name}.csv", index=False)
     shown = table.assign(
@@ -325,20 +372,26 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str) -> Path:
         compile_seconds=table["compile_seconds"].round(2),
         peak_memory_gib=table["peak_memory_gib"].round(2),
     )
-    import keras
+    versions = f"Keras {keras.__version__} ({keras.backend.backend()} backend)"
+    if "torch_loop" in set(table["variant"]):
+        import torch
 
+        versions += f", PyTorch {torch.__version__}"
+    setup = " ".join(overrides) or "the defaults (TensorFlow, float32, model.fit)"
     text = "\n".join(
         [
             f"# Training speed on {name}",
             "",
             f"Produced by `{command}` on {platform.node()} ({platform.machine()}, "
-            f"{os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Keras "
-            f"{keras.__version__} ({keras.backend.backend()} backend).",
+            f"{os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {versions}.",
+            f"The suite ran with `{setup}`; bare fit and the PyTorch loop in the same precision.",
             "",
             "Steady images/s: median over rounds of the median over the epochs after the first; "
             "`rounds`: each round's value. Training TFLOP/s = 3 × forward FLOPs × images/s. "
-            "Compile seconds: the suite's (–: bare fit does not separate it). Peak memory: where "
-            "the backend reports it (JAX on a GPU).",
+            "Compile seconds: the suite's (–: bare fit does not separate it; the PyTorch loop "
+            "is eager). Peak memory: where the backend reports it (JAX and PyTorch on a GPU). "
+            "The device loop and the PyTorch loop drop an epoch's last partial batch and count "
+            "the images they trained.",
             "",
             shown.astype(object)
             .where(shown.notna(), None)
@@ -368,7 +421,8 @@ def _app(cfg: DictConfig) -> None:
         select_backend(backend)
         with tempfile.TemporaryDirectory() as store:
             rows = measure(bench, f"sqlite:///{store}/mlflow.db")
-        write(rows, Path(bench.out_dir), " ".join(["python -m dsbench.bench", *sys.argv[1:]]))
+        command = " ".join(["python -m dsbench.bench", *sys.argv[1:]])
+        write(rows, Path(bench.out_dir), command, suite_overrides(bench))
 
 
 def main() -> None:

@@ -1,0 +1,73 @@
+"""The hand-written PyTorch loop of the bench: the same layers as the Keras model, and it trains."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dsbench import torch_loop
+from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainerConfig
+from dsbench.dataset import load_splits
+from dsbench.errors import DsbenchError
+from dsbench.model import build_keras, count_trainable, plan_model
+
+pytest.importorskip("torch", reason="the PyTorch loop needs PyTorch (make install adds it)")
+
+MNIST = (28, 28, 1)
+CIFAR = (32, 32, 3)
+# Every model the PyTorch loop can build: the bench's two (convnet + max + flatten, All-CNN-C)
+# and the strategies and heads made of plain convs and pools.
+CONVNET = [
+    ("convnet", d, h) for d in ("max", "avg", "overlap", "strided") for h in ("flatten", "gap")
+]
+ALLCONV = [
+    (b, d, "allconv")
+    for b in ("springenberg_a", "springenberg_c")
+    for d in ("max", "conv", "strided", "convpool")
+]
+
+
+@pytest.mark.parametrize("combo", CONVNET + ALLCONV, ids="-".join)
+def test_the_torch_model_has_the_keras_models_parameters(combo: tuple[str, str, str]) -> None:
+    backbone, downsample, head = combo
+    shape = MNIST if backbone == "convnet" else CIFAR
+    plan = plan_model(
+        ModelConfig(backbone), DownsampleConfig(downsample), HeadConfig(head), 10, shape
+    )
+    # build() itself checks each layer's output shape against the plan.
+    torch_model = torch_loop.build(plan, shape)
+    assert torch_loop.count_params(torch_model) == count_trainable(build_keras(plan, shape))
+
+
+def test_a_layer_without_a_torch_twin_is_named() -> None:
+    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("blur"), HeadConfig("flatten"), 10)
+    with pytest.raises(DsbenchError, match=r"no layer for block1_down.*\(BlurPool\); it covers"):
+        torch_loop.build(plan, MNIST)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_loop_learns_real_mnist(shared_data: Path, precision: str) -> None:
+    splits = load_splits("mnist", "archive", shared_data / "mnist", None, 0.0, 0, 3072)
+    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
+    trainer = TrainerConfig(batch_size=128, epochs=2, precision=precision)
+    result = torch_loop.train(plan, trainer, splits.x_train, splits.y_train)
+    assert result["images_per_sec"] > 0
+    assert math.isnan(result["peak_memory_bytes"])  # reported on CUDA only
+    # Chance is 10 %: a second epoch far above it means the gradient steps are real.
+    assert result["train_accuracy"] > 0.6, result
+    assert result["train_loss"] < 1.5, result
+
+
+def test_the_loop_refuses_what_it_does_not_do() -> None:
+    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
+    x = np.zeros((256, 28, 28, 1), np.uint8)
+    y = np.zeros(256, np.uint8)
+    with pytest.raises(DsbenchError, match=r"not trainer\.precision=mixed_float16"):
+        torch_loop.train(plan, TrainerConfig(precision="mixed_float16"), x, y)
+    with pytest.raises(DsbenchError, match=r"constant learning rate, not trainer\.schedule=cosine"):
+        torch_loop.train(plan, TrainerConfig(schedule="cosine", batch_size=128), x, y)
+    with pytest.raises(DsbenchError, match="256 training images are fewer than one batch of 512"):
+        torch_loop.train(plan, TrainerConfig(batch_size=512), x, y)
