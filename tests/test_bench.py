@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from helpers import dsbench
 
-from dsbench.bench import device_name
+from dsbench.bench import FAST_PATH, device_name
 
 
 def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
@@ -51,3 +51,29 @@ def test_bench_rejects_an_unknown_model(tmp_path: Path) -> None:
     assert out.stderr.strip().splitlines()[-1] == (
         "dsbench: error: unknown bench model 'resnet'; choose from: mnist_convnet, allcnn_c"
     )
+
+
+def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
+    """The overrides a GPU run uses by default (JAX, bf16, device loop), here on the CPU: the
+    same code path as on a GPU but for the device, PyTorch's bf16 autocast included."""
+    fast_path = "','".join(FAST_PATH)
+    out = dsbench(
+        "bench",
+        "models=[mnist_convnet]",
+        "images=512",
+        "batch_size=256",
+        "epochs=2",
+        "repeats=1",
+        "real_epoch=false",
+        f"suite=['{fast_path}']",
+        f"out_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / f"{device_name()}-jax.csv").set_index("variant")
+    assert list(table.index) == ["suite", "no_tracking", "keras_fit", "torch_loop"]
+    assert (table["images_per_sec"] > 0).all()
+    assert table.loc["suite", "compile_seconds"] > 0  # the device loop's AOT compile, timed
+    report = (tmp_path / f"{device_name()}-jax.md").read_text()
+    assert "Keras 3.15.1 (jax backend), PyTorch 2." in report
+    assert f"The suite ran with `{' '.join(FAST_PATH)}`" in report

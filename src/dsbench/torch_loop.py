@@ -119,8 +119,9 @@ def build(plan: Plan, input_shape: Shape) -> Any:
         h, w, c = input_shape
         uint8 = isinstance(plan[0][1], spec.Rescale)  # else the data is preprocessed floats
         t = torch.zeros((1, c, h, w), dtype=torch.uint8 if uint8 else torch.float32)
+        model.train(False)  # dropout off while checking shapes
         for (name, _, want), layer in zip(traced, model, strict=True):
-            t = layer.eval()(t)
+            t = layer(t)
             got = tuple(t.shape[1:]) if t.dim() == 2 else (*t.shape[2:], t.shape[1])
             if got != tuple(want):
                 raise DsbenchError(f"PyTorch layer {name} gives {got}, the plan says {want}")
