@@ -66,7 +66,7 @@ screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard)
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)
 
-bench:  ## training speed: suite vs tracking off vs bare keras fit, side by side → results/bench/<device>.md; ARGS=
+bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch loop → results/bench/<device>-<backend>.md; ARGS=
 	$(PY) -m dsbench.bench $(ARGS)
 
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)

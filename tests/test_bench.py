@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -11,8 +12,9 @@ from helpers import dsbench
 from dsbench.bench import FAST_PATH, device_name
 
 
-def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
-    out = dsbench(
+def tiny_bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """The MNIST convnet, one round of two 2-step epochs per variant, no real-data epoch."""
+    return dsbench(
         "bench",
         "models=[mnist_convnet]",
         "images=512",
@@ -20,9 +22,14 @@ def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
         "epochs=2",
         "repeats=1",
         "real_epoch=false",
+        *overrides,
         f"out_dir={tmp_path}",
         cwd=tmp_path,
     )
+
+
+def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
+    out = tiny_bench(tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     name = f"{device_name()}-tensorflow"  # the CPU default backend
     table = pd.read_csv(tmp_path / f"{name}.csv")
@@ -57,18 +64,7 @@ def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
     """The overrides a GPU run uses by default (JAX, bf16, device loop), here on the CPU: the
     same code path as on a GPU but for the device, PyTorch's bf16 autocast included."""
     fast_path = "','".join(FAST_PATH)
-    out = dsbench(
-        "bench",
-        "models=[mnist_convnet]",
-        "images=512",
-        "batch_size=256",
-        "epochs=2",
-        "repeats=1",
-        "real_epoch=false",
-        f"suite=['{fast_path}']",
-        f"out_dir={tmp_path}",
-        cwd=tmp_path,
-    )
+    out = tiny_bench(tmp_path, f"suite=['{fast_path}']")
     assert out.returncode == 0, out.stderr[-3000:]
     table = pd.read_csv(tmp_path / f"{device_name()}-jax.csv").set_index("variant")
     assert list(table.index) == ["suite", "no_tracking", "keras_fit", "torch_loop"]

@@ -19,7 +19,7 @@ FLOPs.
 
 A GPU run uses the fast path for the suite (JAX, mixed_bfloat16, trainer.loop=device) unless
 `suite=[...]` overrides say otherwise; a CPU run uses the defaults (TensorFlow, float32,
-model.fit), or the JAX backend with `suite=[trainer.backend=jax]`.
+model.fit), or the JAX backend with `"suite=['trainer.backend=jax']"` (Hydra needs the quotes).
 """
 
 from __future__ import annotations
@@ -196,12 +196,6 @@ def suite(cfg: config.TrainConfig) -> dict[str, float]:
     }
 
 
-def torch_loop_available() -> bool:
-    from dsbench import torch_loop as loop
-
-    return loop.available()
-
-
 def suite_overrides(bench: BenchConfig) -> list[str]:
     """How the suite trains: the fast path on a GPU, the defaults on a CPU, then `suite`."""
     return (FAST_PATH if _gpu() else []) + list(bench.suite)
@@ -225,7 +219,9 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         "tracking.resume=false",
         "tracking.system_metrics=false",
     ]
-    with_torch = bench.torch and torch_loop_available()
+    from dsbench import torch_loop as loop
+
+    with_torch = bench.torch and loop.available()
     if bench.torch and not with_torch:
         log.info("PyTorch is not installed: the torch_loop variant is left out")
     rows = []
@@ -377,14 +373,14 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: li
         import torch
 
         versions += f", PyTorch {torch.__version__}"
-    setup = " ".join(overrides) or "the defaults (TensorFlow, float32, model.fit)"
+    setup = f"`{' '.join(overrides)}`" if overrides else "the defaults (TensorFlow, float32, fit)"
     text = "\n".join(
         [
             f"# Training speed on {name}",
             "",
             f"Produced by `{command}` on {platform.node()} ({platform.machine()}, "
             f"{os.cpu_count()} cores), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {versions}.",
-            f"The suite ran with `{setup}`; bare fit and the PyTorch loop in the same precision.",
+            f"The suite ran with {setup}; bare fit and the PyTorch loop in the same precision.",
             "",
             "Steady images/s: median over rounds of the median over the epochs after the first; "
             "`rounds`: each round's value. Training TFLOP/s = 3 × forward FLOPs × images/s. "
