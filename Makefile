@@ -35,7 +35,7 @@ install:  ## install system packages (Debian), .venv with the pinned dependencie
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 
-test: lint  ## lint, then the whole test suite (~11 min on 2 cores)
+test: lint  ## lint, then the whole test suite (~14 min on 2 cores)
 	$(PY) -m pytest
 
 lint:  ## ruff lint + format check
