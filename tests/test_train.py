@@ -264,14 +264,14 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
 
 
 def test_device_loop_jax_bfloat16_one_tiny_epoch(shared_data: Path, tmp_path: Path) -> None:
-    """The GPU fast path (data on the device, scanned steps, AOT compile) end to end on CPU."""
+    """The GPU fast path (data on the device, unrolled steps per dispatch, AOT compile) on CPU."""
     uri = store_uri(tmp_path)
     out = dsbench(
         "train",
         *TINY,
         "trainer.epochs=2",
         "trainer.batch_size=64",
-        "trainer.steps_per_execution=3",  # 8 steps an epoch: 2 scans of 3, then one of 2
+        "trainer.steps_per_execution=3",  # 8 steps an epoch: 2 dispatches of 3, then one of 2
         f"dataset.archive_dir={shared_data / 'mnist'}",
         "trainer.backend=jax",
         "trainer.precision=mixed_bfloat16",

@@ -202,6 +202,8 @@ def suite_overrides(bench: BenchConfig) -> list[str]:
 
 
 def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
+    from dsbench import torch_loop as loop
+
     gpu = _gpu()
     overrides = suite_overrides(bench)
     common = [
@@ -219,8 +221,6 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         "tracking.resume=false",
         "tracking.system_metrics=false",
     ]
-    from dsbench import torch_loop as loop
-
     with_torch = bench.torch and loop.available()
     if bench.torch and not with_torch:
         log.info("PyTorch is not installed: the torch_loop variant is left out")

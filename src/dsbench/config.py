@@ -165,7 +165,7 @@ class TrainerConfig:
     backend: str = "tensorflow"
     steps_per_execution: int = 1  # training steps per dispatch to the device
     # keras: model.fit | device: the data on the device, `steps_per_execution` steps per
-    # compiled scan, compile timed apart (JAX backend; the GPU fast path, device_loop.py)
+    # compiled program, compile timed apart (JAX backend; the GPU fast path, device_loop.py)
     loop: str = "keras"
     verbose: int = 2  # Keras progress: 0 silent, 1 bar, 2 one line per epoch
     # Training-batch augmentation, in the model (inactive at evaluation): random

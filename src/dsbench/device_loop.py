@@ -91,7 +91,7 @@ def fit(
     def train_steps(state, x_all, y_all, indices):  # indices: (k, batch) → k steps
         # A Python loop, unrolled when traced, and not lax.scan: no while loop is left in
         # the program. XLA:CPU runs convolutions inside a loop body many times slower
-        # (jax-ml/jax#12868; measured here: 5–8× per step, even for a scan of length 1), and
+        # (jax-ml/jax#12868; measured here: 4–6× per step, even for a scan of length 1), and
         # XLA on a GPU evaluates a while loop's condition on the host, once per iteration.
         # The price is compile time, which grows with steps_per_execution.
         trainable, non_trainable, opt_vars = state
@@ -130,7 +130,7 @@ def fit(
     has_val = len(splits.x_val) > 0
     if has_val:
         val = _padded(splits.x_val, splits.y_val, batch)
-        evaluate = jax.jit(eval_batch).lower(state, *(a[0] for a in val)).compile()
+        evaluate = jax.jit(eval_batch).lower(state, *val[0]).compile()
     compile_seconds = time.perf_counter() - t0
 
     timing, history = DeviceTiming(compile_seconds=compile_seconds), History()
@@ -151,7 +151,7 @@ def fit(
         train_s = time.perf_counter() - t_epoch  # the float() above waited for the device
         if has_val:
             val_loss, val_correct = jnp.zeros(()), jnp.zeros(())
-            for x, y, w in zip(*val, strict=True):  # asynchronous, summed on the device
+            for x, y, w in val:  # asynchronous, summed on the device
                 loss, correct = evaluate(state, x, y, w)
                 val_loss, val_correct = val_loss + loss, val_correct + correct
             metrics["val_loss"] = float(val_loss) / len(splits.x_val)
@@ -182,15 +182,18 @@ def _loss_and_correct(y: jax.Array, y_pred: jax.Array) -> tuple[jax.Array, jax.A
     return loss, jnp.argmax(y_pred, axis=-1) == y
 
 
-def _padded(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[jax.Array, ...]:
-    """An evaluation set as (m, batch, ...) device arrays, zero-padded, with 0/1 weights."""
+def _padded(x: np.ndarray, y: np.ndarray, batch: int) -> list[tuple[jax.Array, ...]]:
+    """An evaluation set as device batches (x, y, weight), zero-padded to full batches, with
+    0/1 weights; sliced once here, not every epoch."""
     steps = -(-len(x) // batch)
     pad = steps * batch - len(x)
     xs = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
     ys = np.concatenate([y.astype(np.int32), np.zeros(pad, np.int32)])
     weight = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
-    shape = (steps, batch)
-    return tuple(jax.device_put(a.reshape(*shape, *a.shape[1:])) for a in (xs, ys, weight))
+    return [
+        tuple(jax.device_put(a[i * batch : (i + 1) * batch]) for a in (xs, ys, weight))
+        for i in range(steps)
+    ]
 
 
 def _write_back(model: keras.Model, state: tuple[list, list, list]) -> None:

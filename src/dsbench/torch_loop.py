@@ -184,7 +184,7 @@ def train(plan: Plan, trainer: TrainerConfig, x: np.ndarray, y: np.ndarray) -> d
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    seconds, loss_sum, hits = [], torch.zeros(()), torch.zeros(())
+    seconds: list[float] = []
     model.train()
     for _ in range(trainer.epochs):
         sync()
