@@ -73,3 +73,14 @@ def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
     report = (tmp_path / f"{device_name()}-jax.md").read_text()
     assert "Keras 3.15.1 (jax backend), PyTorch 2." in report
     assert f"The suite ran with `{' '.join(FAST_PATH)}`" in report
+
+
+def test_bench_stops_before_training_on_what_the_pytorch_loop_cannot_do(tmp_path: Path) -> None:
+    out = tiny_bench(tmp_path, "suite=['trainer.schedule=cosine']")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "dsbench: error: the PyTorch loop trains with a constant learning rate, not "
+        "trainer.schedule=cosine: bench with trainer.schedule=constant, or with torch=false"
+    )
+    assert "round 1" not in out.stdout  # nothing trained first
+    assert list(tmp_path.glob("*.csv")) == []  # and no half table written

@@ -234,6 +234,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
             "keras_fit": _compose([*base, *[o for o in overrides if "loop=" not in o]]),
         }
         if with_torch:
+            loop.check(variants["keras_fit"].trainer)  # before anything trains
             variants["torch_loop"] = variants["keras_fit"]
         results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         names = list(variants)

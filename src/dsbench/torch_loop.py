@@ -132,14 +132,24 @@ def count_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _optimizer(model: Any, trainer: TrainerConfig) -> Any:
-    import torch
-
+def check(trainer: TrainerConfig) -> None:
+    """Stops on a trainer config this loop does not reproduce (the bench calls it before it
+    trains anything)."""
+    if trainer.precision not in PRECISIONS:
+        raise DsbenchError(
+            f"the PyTorch loop trains in {' or '.join(PRECISIONS)}, not trainer.precision="
+            f"{trainer.precision}: bench with one of those, or with torch=false"
+        )
     if trainer.schedule != "constant":
         raise DsbenchError(
             f"the PyTorch loop trains with a constant learning rate, not trainer.schedule="
-            f"{trainer.schedule}: bench with trainer.schedule=constant"
+            f"{trainer.schedule}: bench with trainer.schedule=constant, or with torch=false"
         )
+
+
+def _optimizer(model: Any, trainer: TrainerConfig) -> Any:
+    import torch
+
     params, lr, wd = model.parameters(), trainer.lr, trainer.weight_decay
     if trainer.optimizer == "sgd":
         return torch.optim.SGD(params, lr, momentum=trainer.momentum, weight_decay=wd)
@@ -159,11 +169,7 @@ def train(plan: Plan, trainer: TrainerConfig, x: np.ndarray, y: np.ndarray) -> d
     import torch
     import torch.nn.functional as F
 
-    if trainer.precision not in PRECISIONS:
-        raise DsbenchError(
-            f"the PyTorch loop trains in {' or '.join(PRECISIONS)}, not trainer.precision="
-            f"{trainer.precision}"
-        )
+    check(trainer)
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     torch.manual_seed(trainer.seed)
