@@ -11,10 +11,11 @@ export DSBENCH_DATA
 ARGS   ?=
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
-MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
-export MLFLOW_TRACKING_URI
+# The tracking store: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here (the suite's own
+# default, dsbench.config.default_store_uri, asked only by the targets that need it).
+STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(default_store_uri())')
 
-.PHONY: help install test lint format run run-sweep reproduce-allconv analyze bench ui server screenshots describe clean
+.PHONY: help install test test-fast lint format run run-sweep reproduce-allconv analyze bench ui server screenshots describe docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,8 +36,11 @@ install:  ## install system packages (Debian), .venv with the pinned dependencie
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 
-test: lint  ## lint, then the whole test suite (~14 min on 2 cores)
+test: lint  ## lint, then the whole test suite, what CI runs (~15 min on 2 cores)
 	$(PY) -m pytest
+
+test-fast: lint  ## lint, then every test that trains nothing (the edit-test loop, ≤ 3 min)
+	$(PY) -m pytest -m "not slow"
 
 lint:  ## ruff lint + format check
 	$(VENV)/bin/ruff check .
@@ -61,20 +65,23 @@ analyze:  ## tables, plots and dashboard of a study into results/<experiment>/ (
 	$(PY) -m dsbench.analyze $(ARGS)
 
 screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard) in headless Chromium; ARGS="--experiment ..."
-	$(PY) -m dsbench.ui $(ARGS)
+	$(PY) -m dsbench.tools.ui $(ARGS)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)
 
 bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch loop → results/bench/<device>-<backend>.md; ARGS=
-	$(PY) -m dsbench.bench $(ARGS)
+	$(PY) -m dsbench.tools.bench $(ARGS)
+
+docs:  ## regenerate README's strategy table from the code (a test checks it)
+	$(PY) -m dsbench.tools.docs
 
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
-	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(MLFLOW_TRACKING_URI))"
-	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host $(HOST) --port $(PORT)
+	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(STORE))"
+	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host $(HOST) --port $(PORT)
 
 # The server's own store: this sqlite file, or a database, e.g. postgresql://user@host/mlflow.
-SERVER_STORE ?= $(MLFLOW_TRACKING_URI)
+SERVER_STORE ?= $(STORE)
 ARTIFACTS    ?= mlartifacts
 WORKERS      ?= 2
 server:  ## MLflow tracking server (and UI) on 127.0.0.1:5000 for sweeps on many machines (SERVER_STORE=postgresql://...)

@@ -10,6 +10,24 @@ from helpers import TINY, dsbench, store_uri
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+# The session fixtures that train or prepare TFDS: a test using one (directly or through
+# another fixture) is slow, and must say so, so that `make test-fast` trains nothing.
+TRAINING_FIXTURES = {"mnist_tfds", "study_store", "mnist_epoch", "twelve_model_store"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"these tests train (through {', '.join(sorted(TRAINING_FIXTURES))}) but are not "
+            f"marked @pytest.mark.slow: {', '.join(unmarked)}"
+        )
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -33,7 +51,7 @@ def mnist_tfds(mnist_manual_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
     Use with `mnist_manual_dir` as manual dir; later loads reuse the prepared data.
     """
-    from dsbench.tfds_source import prepare_tfds
+    from dsbench.data.tfds import prepare_tfds
 
     data_dir = tmp_path_factory.mktemp("tfds_data")
     prepare_tfds("mnist", data_dir, mnist_manual_dir)

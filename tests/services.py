@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dsbench.ui import free_port, wait_until_healthy
+from dsbench.tools.ui import free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,11 @@ import mlflow
 import pandas as pd
 import pytest
 from helpers import all_runs, dsbench, store_uri
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from dsbench import allconv, config, springenberg
-from dsbench.describe import describe
+from dsbench import allconv, config
+from dsbench.build.summary import describe
+from dsbench.studies import springenberg2015 as springenberg
 
 config.register()
 
@@ -40,7 +41,7 @@ TWELVE = [(m, d) for m in PAPER_PARAMS for d in PAPER_PARAMS[m]]
 
 
 def compose_describe(*overrides: str) -> config.DescribeConfig:
-    with initialize_config_dir(config_dir=config.CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
         return config.validate(
             compose("describe", overrides=list(overrides)), config.DescribeConfig
         )
@@ -119,6 +120,7 @@ def twelve_model_store(cifar10_archive_dir: Path, tmp_path_factory: pytest.TempP
     return uri
 
 
+@pytest.mark.slow
 def test_every_model_trains_one_epoch_and_logs(twelve_model_store: str) -> None:
     runs = [r for r in all_runs(twelve_model_store) if "variant" in r.data.tags]
     assert len(runs) == 12 and all(r.info.status == "FINISHED" for r in runs)
@@ -131,6 +133,7 @@ def test_every_model_trains_one_epoch_and_logs(twelve_model_store: str) -> None:
     assert all_cnn_c.data.params["trainer.optimizer"] == "sgd"
 
 
+@pytest.mark.slow
 def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -> None:
     out_file = tmp_path / "table.md"
     allconv.main(
@@ -148,6 +151,7 @@ def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -
     assert "| All-CNN-C | 0.05 |" in text and "| 9.08 |" in text
 
 
+@pytest.mark.slow
 def test_sweep_analysis_puts_ours_beside_the_paper(twelve_model_store: str) -> None:
     """The sweep's end logs paper_vs_ours.md to its parent: the same table as dsbench.allconv."""
     (parent,) = [r for r in all_runs(twelve_model_store) if "dsbench.role" in r.data.tags]
@@ -179,7 +183,7 @@ def test_lr_is_chosen_on_validation_not_test() -> None:
                     "seed": seed,
                 }
             )
-    table = allconv.selected(pd.DataFrame(rows))
+    table = springenberg.selected(pd.DataFrame(rows))
     (row,) = table.itertuples()
     assert row.lr == 0.01 and row.seeds == 2
     assert row.test_error_mean == pytest.approx(41.0)

@@ -13,7 +13,8 @@ from conftest import STUDY_DESCRIPTION
 from helpers import dsbench
 from mlflow import MlflowClient
 
-from dsbench.analyze import analyze, comparison, to_markdown
+from dsbench.analysis.report import analyze
+from dsbench.analysis.tables import comparison, to_markdown
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"accuracy_vs_params", "accuracy_vs_throughput", "learning_curves", "accuracy_vs_shift"}
@@ -25,13 +26,20 @@ def report(study_store: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return analyze("study", study_store, out, log_to_sweep=False), out
 
 
+@pytest.mark.slow
 def test_table_numbers_equal_mlflow(study_store: str, report: tuple[pd.DataFrame, Path]) -> None:
     table, out = report
     assert sorted(table["downsample"]) == ["blur", "max"]
     mlflow.set_tracking_uri(study_store)
     runs = mlflow.search_runs(experiment_names=["study"], filter_string="tags.downsample = 'blur'")
     row = table[table["downsample"] == "blur"].iloc[0]
-    for metric in ("test_error", "shift_consistency", "train_images_per_sec", "epoch_seconds"):
+    for metric in (
+        "test_error",
+        "shift_consistency",
+        "steady_images_per_sec",
+        "total_train_seconds",
+        "inference_images_per_sec",
+    ):
         values = runs[f"metrics.{metric}"]
         assert row[f"{metric}_mean"] == pytest.approx(values.mean())
         assert row[f"{metric}_std"] == pytest.approx(values.std())
@@ -45,6 +53,7 @@ def test_table_numbers_equal_mlflow(study_store: str, report: tuple[pd.DataFrame
     assert "All runs finished." in text and "Produced by" in text
 
 
+@pytest.mark.slow
 def test_latex_and_html_tables(report: tuple[pd.DataFrame, Path]) -> None:
     table, out = report
     tex = (out / "comparison.tex").read_text()
@@ -55,6 +64,7 @@ def test_latex_and_html_tables(report: tuple[pd.DataFrame, Path]) -> None:
     assert "<b>" in html and "shift consistency %" in html
 
 
+@pytest.mark.slow
 def test_plots_are_pngs(report: tuple[pd.DataFrame, Path]) -> None:
     _, out = report
     written = {p.stem: p for p in (out / "plots").glob("*.png")}
@@ -64,6 +74,7 @@ def test_plots_are_pngs(report: tuple[pd.DataFrame, Path]) -> None:
         assert data.startswith(PNG) and len(data) > 10_000
 
 
+@pytest.mark.slow
 def test_dashboard_is_self_contained(report: tuple[pd.DataFrame, Path]) -> None:
     _, out = report
     page = (out / "dashboard.html").read_text()
@@ -72,6 +83,7 @@ def test_dashboard_is_self_contained(report: tuple[pd.DataFrame, Path]) -> None:
     assert "<script" not in page and 'src="http' not in page
 
 
+@pytest.mark.slow
 def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None:
     client = MlflowClient(tracking_uri=study_store)
     experiment = client.get_experiment_by_name("study")
@@ -90,6 +102,7 @@ def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None
     assert "| mnist | convnet | blur | flatten | 2 |" in text
 
 
+@pytest.mark.slow
 def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path) -> None:
     ok = dsbench(
         "analyze",
@@ -114,7 +127,8 @@ def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path
 
 def test_analysis_imports_neither_tensorflow_nor_keras() -> None:
     code = (
-        "import sys, dsbench.analyze, dsbench.allconv, dsbench.plots; "
+        "import sys, dsbench.analyze, dsbench.allconv, dsbench.analysis.report, "
+        "dsbench.analysis.sweep_report; "
         "bad = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]; "
         "assert not bad, bad"
     )

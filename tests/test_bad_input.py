@@ -1,4 +1,8 @@
-"""Bad input: one clear line on stderr, exit 2, and nothing written to the store."""
+"""Bad input: one clear line on stderr, exit 2, and nothing written to the store.
+
+Most config cases compose in process (Hydra's compose API, then the checks the training app
+runs before anything is loaded); a few run the real CLI for the exit-2, one-line contract.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,15 @@ from pathlib import Path
 import mlflow
 import pytest
 from helpers import TINY, all_runs, dsbench, store_uri
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
 from mlflow.entities import ViewType
+from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.idx import read_idx_gz, write_idx_gz
+from dsbench import cli, config
+from dsbench.data.idx import read_idx_gz, write_idx_gz
+from dsbench.errors import DsbenchError
+from dsbench.training.run import preflight
 
 CASES = {
     "unknown dataset": (
@@ -67,7 +77,40 @@ def _assert_one_line_no_store(out, expected: str, folder: Path) -> None:
     assert not (folder / "mlflow.db").exists()  # nothing half-written
 
 
-@pytest.mark.parametrize("case", CASES)
+# These run the real CLI: the whole contract (one line, exit 2, no store), for a composition
+# error, a schema check, a geometry check and the checks that need Keras or the store.
+SUBPROCESS = (
+    "unknown dataset",
+    "unknown key",
+    "lr zero",
+    "below 1x1",
+    "gpu precision on cpu",
+    "unwritable store",
+)
+IN_PROCESS = [case for case in CASES if case not in SUBPROCESS[-2:]]
+
+
+def composed_error(overrides: list[str]) -> str:
+    """The error line the training app prints for these overrides, composed in process:
+    the same composition (`pkg://dsbench.conf`), schema and pre-flight checks."""
+    config.register()
+    with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        try:
+            preflight(config.validate(compose("train", overrides=overrides)))
+        except DsbenchError as e:
+            return str(e)
+        except (HydraException, OmegaConfBaseException) as e:
+            return cli.one_line(e)
+    pytest.fail(f"{overrides} was accepted")
+
+
+@pytest.mark.parametrize("case", IN_PROCESS)
+def test_bad_config_in_process(case: str) -> None:
+    overrides, expected = CASES[case]
+    assert expected in composed_error(overrides)
+
+
+@pytest.mark.parametrize("case", SUBPROCESS)
 def test_bad_config(case: str, shared_data: Path, tmp_path: Path) -> None:
     overrides, expected = CASES[case]
     uri = f"tracking.uri={store_uri(tmp_path)}"

@@ -1,4 +1,4 @@
-"""`python -m dsbench.bench`: the side-by-side speed measurement writes its tables."""
+"""`python -m dsbench.tools.bench`: the side-by-side speed measurement writes its tables."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from helpers import dsbench
 
-from dsbench.bench import FAST_PATH, device_name
+from dsbench.tools.bench import FAST_PATH, device_name
 
 
 def tiny_bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     """The MNIST convnet, one round of two 2-step epochs per variant, no real-data epoch."""
     return dsbench(
-        "bench",
+        "tools.bench",
         "models=[mnist_convnet]",
         "images=512",
         "batch_size=256",
@@ -28,6 +29,7 @@ def tiny_bench(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
     out = tiny_bench(tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -39,7 +41,7 @@ def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
     suite = table.set_index("variant").loc["suite"]
     assert suite["compile_seconds"] >= 0
     report = (tmp_path / f"{name}.md").read_text()
-    assert "Produced by `python -m dsbench.bench models=[mnist_convnet]" in report
+    assert "Produced by `python -m dsbench.tools.bench models=[mnist_convnet]" in report
     assert re.search(
         r"mnist_convnet: suite / keras_fit = \d\.\d{3}, suite / no_tracking = \d\.\d{3}, "
         r"suite / torch_loop = \d\.\d{3}",
@@ -53,13 +55,14 @@ def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
 
 
 def test_bench_rejects_an_unknown_model(tmp_path: Path) -> None:
-    out = dsbench("bench", "models=[resnet]", f"out_dir={tmp_path}", cwd=tmp_path)
+    out = dsbench("tools.bench", "models=[resnet]", f"out_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
         "dsbench: error: unknown bench model 'resnet'; choose from: mnist_convnet, allcnn_c"
     )
 
 
+@pytest.mark.slow
 def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
     """The overrides a GPU run uses by default (JAX, bf16, device loop), here on the CPU: the
     same code path as on a GPU but for the device, PyTorch's bf16 autocast included."""
@@ -75,6 +78,7 @@ def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
     assert f"The suite ran with `{' '.join(FAST_PATH)}`" in report
 
 
+@pytest.mark.slow
 def test_bench_stops_before_training_on_what_the_pytorch_loop_cannot_do(tmp_path: Path) -> None:
     out = tiny_bench(tmp_path, "suite=['trainer.schedule=cosine']")
     assert out.returncode == 2

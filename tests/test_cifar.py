@@ -30,10 +30,11 @@ from cifar_fixtures import (
     write_tar_gz,
 )
 
-from dsbench.cifar import CIFAR10, CIFAR100, read_cifar_archive
-from dsbench.dataset import DATASETS, load_archives, load_splits
+from dsbench.data.archives import load_archives, md5_of
+from dsbench.data.cifar import CIFAR10, CIFAR100, read_cifar_archive
+from dsbench.data.registry import DATASETS
+from dsbench.data.splits import load_splits
 from dsbench.errors import DsbenchError
-from dsbench.idx import md5_of
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 C10 = DATASETS["cifar10"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsbench.config import EvaluationConfig
-from dsbench.evaluate import axis_shifts, evaluate_shifts, shift
+from dsbench.training.evaluate import axis_shifts, evaluate_shifts, shift
 
 
 def test_shift_moves_pixels_and_fills_zero() -> None:

@@ -9,12 +9,14 @@ import sys
 
 import pytest
 
+from dsbench.build.keras_model import build_keras, count_trainable
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
-from dsbench.downsample import STRATEGIES
 from dsbench.errors import DsbenchError
-from dsbench.head import HEADS
-from dsbench.model import BACKBONES, build_keras, count_trainable, plan_model, trace
-from dsbench.shapes import out_size, total_padding, window_out
+from dsbench.model.backbones import BACKBONES
+from dsbench.model.downsample import STRATEGIES
+from dsbench.model.geometry import out_size, total_padding, window_out
+from dsbench.model.heads import HEADS
+from dsbench.model.plan import plan_model, trace
 
 MNIST = (28, 28, 1)
 CIFAR = (32, 32, 3)

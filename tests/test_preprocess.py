@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsbench import preprocess
-from dsbench.dataset import load_splits
-from dsbench.errors import DsbenchError
-from dsbench.preprocess import (
+from dsbench.build.keras_model import augmentation_layers
+from dsbench.data import preprocess
+from dsbench.data.preprocess import (
     apply_zca,
-    augmentation_layers,
     fit_zca,
     global_contrast_normalize,
     springenberg_preprocess,
 )
+from dsbench.data.splits import load_splits
+from dsbench.errors import DsbenchError
 
 # --- GCN -----------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ def test_springenberg_empty_val(cifar10_archive_dir: Path) -> None:
 
 def test_preprocess_imports_no_tensorflow() -> None:
     code = (
-        "import sys, dsbench.preprocess;"
+        "import sys, dsbench.data.preprocess;"
         "bad = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules];"
         "sys.exit(', '.join(bad) or None)"
     )

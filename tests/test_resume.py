@@ -15,7 +15,10 @@ import mlflow
 import pytest
 from helpers import TINY, all_runs, dsbench, store_uri
 
-from dsbench import config, runs, tracking
+from dsbench import config
+from dsbench.analysis import runs
+from dsbench.tracking import runs as tracking
+from dsbench.tracking.store import open_experiment
 
 TIMING = ("seconds", "images_per_sec")  # wall-clock metrics differ between runs
 
@@ -147,7 +150,7 @@ def test_job_failing_before_its_run_opened_leaves_a_failed_run(tmp_path: Path, m
     uri = store_uri(tmp_path)
     cfg = config.TrainConfig()
     cfg.tracking.uri, cfg.tracking.experiment = uri, "failures"
-    experiment_id = tracking.open_experiment(cfg.tracking)
+    experiment_id = open_experiment(cfg.tracking)
     parent = mlflow.MlflowClient(uri).create_run(experiment_id).info.run_id
     monkeypatch.setenv(tracking.PARENT_ENV, parent)
 

@@ -18,13 +18,15 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from dsbench.build.keras_layers import binomial_filter
+from dsbench.build.keras_model import build_keras, count_trainable, keras_layer
+from dsbench.build.summary import describe
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
-from dsbench.describe import describe
-from dsbench.downsample import DESCRIPTIONS, STRATEGIES, Slot
 from dsbench.errors import DsbenchError
-from dsbench.keras_layers import binomial_filter
-from dsbench.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
-from dsbench.model import BACKBONES, build_keras, count_trainable, flops_per_image, plan_model
+from dsbench.model.backbones import BACKBONES
+from dsbench.model.downsample import STRATEGIES, Slot
+from dsbench.model.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
+from dsbench.model.plan import count_params, flops_per_image, plan_model, trace
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = (28, 28, 1)
@@ -91,7 +93,7 @@ def run_layers(specs: tuple[LayerSpec, ...], x: np.ndarray) -> np.ndarray:
     """One image (h, w, c) through the specs' Keras layers, eagerly; the output image."""
     y = x[None].astype("float32")
     for i, spec in enumerate(specs):
-        y = spec.keras_layer(f"t{i}")(y)
+        y = keras_layer(spec, f"t{i}")(y)
     return keras.ops.convert_to_numpy(y)[0]
 
 
@@ -128,7 +130,51 @@ def test_strategies_fill_the_slot_as_documented() -> None:
         BlurPool(5, 2),
     )
     assert STRATEGIES["s2d"](same, DownsampleConfig("s2d")).layers[0] == SpaceToDepth(2, "same")
-    assert set(DESCRIPTIONS) == set(STRATEGIES)
+    assert all(s.description and s.name == name for name, s in STRATEGIES.items())
+
+
+# Every strategy in the keras-io convnet (MNIST, flatten head), worked out by hand from
+# floor((n − k + 2p)/s) + 1: the map after each block, the params and the FLOPs. Adding a
+# strategy adds its row here.
+EXPECTED: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, int]] = {
+    # 28 → conv 26 → 2×2 s2 13; 13 → conv 11 → 5; dense 1,600 → 10.
+    "max": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    "avg": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    # 3×3 s2: 26 → 12, conv 10 → 4; dense 1,024 → 10.
+    "overlap": ((12, 12, 32), (4, 4, 64), 29_066, 4_096_256),
+    # stride-2 convs: 28 → 13, 13 → 6; dense 2,304 → 10.
+    "strided": ((13, 13, 32), (6, 6, 64), 41_866, 1_470_528),
+    # learned 3×3 s2 convs (9·C² + C each): 26 → 12, conv 10 → 4.
+    "conv": ((12, 12, 32), (4, 4, 64), 75_242, 7_930_112),
+    # extra 3×3 "same" convs (9·C² + C each), then max's geometry.
+    "convpool": ((13, 13, 32), (5, 5, 64), 81_002, 26_263_040),
+    # + 2·9 FLOPs per output pixel and channel of the 3×3 blur.
+    "blur": ((13, 13, 32), (5, 5, 64), 34_826, 5_008_064),
+    "lp": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    "mixed": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    # + the 1×1 convs 4C → C (4·C² + C each).
+    "s2d": ((13, 13, 32), (5, 5, 64), 55_402, 7_085_568),
+}
+
+
+def block_outputs(plan: list, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The map after each block's last layer (its slot, or its strided conv)."""
+    rows = trace(plan, shape)
+    return [[out for name, _, out in rows if name.startswith(f"block{i}_")][-1] for i in (1, 2)]
+
+
+def test_every_strategy_has_its_row_of_expectations() -> None:
+    assert set(EXPECTED) == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_strategy_shapes_params_and_flops(name: str) -> None:
+    block1, block2, params, flops = EXPECTED[name]
+    plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), 10)
+    assert block_outputs(plan, MNIST) == [block1, block2]
+    assert count_params(plan, MNIST) == params
+    assert flops_per_image(plan, MNIST) == flops
+    assert build_keras(plan, MNIST).count_params() == params  # the prediction is Keras' count
 
 
 def test_layer_lp_between_avg_and_max_and_safe_for_large_values() -> None:
@@ -192,7 +238,7 @@ W = np.array([[1, 2], [3, 4]], "float32")[None, :, :, None]
 
 def input_gradient(spec: LayerSpec, x: np.ndarray) -> np.ndarray:
     """d Σ(W · layer(x)) / dx by the backend's own autodiff (one image, one channel)."""
-    layer = spec.keras_layer("g")
+    layer = keras_layer(spec, "g")
     xb = x[None].astype("float32")
     if keras.backend.backend() == "jax":
         import jax
@@ -239,7 +285,7 @@ def test_layer_mixed_and_lp_gradients() -> None:
 
 def test_layer_learned_alpha_gets_a_gradient() -> None:
     """d Σ out / dw = sigmoid'(w)·Σ(max − avg) = 0.25·0.75·(2.25 + 4.5 + 3 + 4)."""
-    layer = MixedPool(0.25, True, 2, 2).keras_layer("m")
+    layer = keras_layer(MixedPool(0.25, True, 2, 2), "m")
     layer.build((1, 4, 4, 1))
     (w,) = layer.trainable_weights
     if keras.backend.backend() == "jax":
@@ -381,7 +427,7 @@ def test_planning_does_not_import_keras() -> None:
     code = (
         "import sys\n"
         "from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig\n"
-        "from dsbench.model import flops_per_image, plan_model, trace\n"
+        "from dsbench.model.plan import count_params, flops_per_image, plan_model, trace, trace\n"
         "for name in ('blur', 'lp', 'mixed', 's2d'):\n"
         "    plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), 10)\n"
         "    trace(plan, (28, 28, 1)); flops_per_image(plan, (28, 28, 1))\n"
@@ -480,6 +526,7 @@ def test_model_train_step_updates_every_weight(variant: tuple[str, dict]) -> Non
         assert np.any(keras.ops.convert_to_numpy(weight) != old), weight.path
 
 
+@pytest.mark.slow
 def test_on_jax_backend() -> None:
     """The layer and model tests above, again in a subprocess with KERAS_BACKEND=jax."""
     args = [__file__, "-q", "-p", "no:cacheprovider", "-k", "test_layer_ or test_model_"]

@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsbench import torch_loop
+from dsbench.build.keras_model import build_keras, count_trainable
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainerConfig
-from dsbench.dataset import load_splits
+from dsbench.data.splits import load_splits
 from dsbench.errors import DsbenchError
-from dsbench.model import build_keras, count_trainable, plan_model
+from dsbench.model.plan import plan_model
+from dsbench.tools import torch_loop
 
 pytest.importorskip("torch", reason="the PyTorch loop needs PyTorch (make install adds it)")
+from dsbench.build import torch_model  # after the skip: it imports torch
 
 MNIST = (28, 28, 1)
 CIFAR = (32, 32, 3)
@@ -38,16 +40,17 @@ def test_the_torch_model_has_the_keras_models_parameters(combo: tuple[str, str, 
         ModelConfig(backbone), DownsampleConfig(downsample), HeadConfig(head), 10, shape
     )
     # build() itself checks each layer's output shape against the plan.
-    torch_model = torch_loop.build(plan, shape)
-    assert torch_loop.count_params(torch_model) == count_trainable(build_keras(plan, shape))
+    model = torch_model.build(plan, shape)
+    assert torch_model.count_params(model) == count_trainable(build_keras(plan, shape))
 
 
 def test_a_layer_without_a_torch_twin_is_named() -> None:
     plan = plan_model(ModelConfig("convnet"), DownsampleConfig("blur"), HeadConfig("flatten"), 10)
     with pytest.raises(DsbenchError, match=r"no layer for block1_down.*\(BlurPool\); it covers"):
-        torch_loop.build(plan, MNIST)
+        torch_model.build(plan, MNIST)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_the_loop_learns_real_mnist(shared_data: Path, precision: str) -> None:
     splits = load_splits("mnist", "archive", shared_data / "mnist", None, 0.0, 0, 3072)

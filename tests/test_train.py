@@ -100,6 +100,7 @@ def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Ru
     assert "| block2_down |" in shapes and "| 5×5×64 |" in shapes
 
 
+@pytest.mark.slow
 def test_tfds_front_door_trains(mnist_tfds: Path, mnist_manual_dir: Path, tmp_path: Path) -> None:
     """TFDS (prepared offline from the official archives) feeds a real run."""
     uri = store_uri(tmp_path)
@@ -117,6 +118,7 @@ def test_tfds_front_door_trains(mnist_tfds: Path, mnist_manual_dir: Path, tmp_pa
     assert run.info.status == "FINISHED" and run.data.tags["data_source"] == "tfds"
 
 
+@pytest.mark.slow
 def test_two_job_sweep_nests_children_under_a_parent(shared_data: Path, tmp_path: Path) -> None:
     uri = store_uri(tmp_path)
     out = dsbench(
@@ -141,6 +143,7 @@ def test_two_job_sweep_nests_children_under_a_parent(shared_data: Path, tmp_path
     assert len(runs) == 3
 
 
+@pytest.mark.slow
 def test_sweep_stopped_by_bad_input_leaves_no_running_run(
     shared_data: Path, tmp_path: Path
 ) -> None:
@@ -163,6 +166,7 @@ def test_sweep_stopped_by_bad_input_leaves_no_running_run(
     assert parent.info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_jax_backend_with_bfloat16(shared_data: Path, tmp_path: Path) -> None:
     uri = store_uri(tmp_path)
     out = dsbench(
@@ -181,6 +185,7 @@ def test_jax_backend_with_bfloat16(shared_data: Path, tmp_path: Path) -> None:
     assert 0 <= run.data.metrics["test_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed(shared_data: Path, tmp_path: Path) -> None:
     import os
     import signal
@@ -233,6 +238,7 @@ def _statuses(db: Path) -> set[str]:
         return set()
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_path: Path) -> None:
     uri = store_uri(tmp_path)
     out = dsbench(
@@ -263,6 +269,7 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     assert "FAILED (FloatingPointError: loss became" in text
 
 
+@pytest.mark.slow
 def test_device_loop_jax_bfloat16_one_tiny_epoch(shared_data: Path, tmp_path: Path) -> None:
     """The GPU fast path (data on the device, unrolled steps per dispatch, AOT compile) on CPU."""
     uri = store_uri(tmp_path)

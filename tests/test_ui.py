@@ -8,7 +8,7 @@ import pytest
 from conftest import STUDY_DESCRIPTION
 from mlflow import MlflowClient
 
-from dsbench import ui
+from dsbench.tools import ui
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -64,12 +64,14 @@ def test_runs_tags_and_dashboard_are_visible(
     print(f"screenshots in {shots}")
 
 
+@pytest.mark.slow
 def test_screenshots_find_the_sweep_with_a_dashboard(
     study_store: str, study: dict[str, str]
 ) -> None:
     assert ui.newest_dashboard(study_store, "study") == study["sweep"]
 
 
+@pytest.mark.slow
 def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -78,7 +80,7 @@ def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "dsbench.ui",
+            "dsbench.tools.ui",
             "--experiment",
             "nope",
             "--uri",

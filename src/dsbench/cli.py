@@ -63,15 +63,15 @@ def run_app(app: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     signal.signal(signal.SIGTERM, _sigterm)
-    from dsbench import tracking
+    from dsbench.tracking import sweep
 
     aborted = True
     try:
         app()
         aborted = False
-        if tracking.last_sweep_failures:  # set when on_multirun_end closed the sweep
+        if sweep.state.failures:  # set when on_multirun_end closed the sweep
             print(
-                f"dsbench: {tracking.last_sweep_failures} job(s) of the sweep failed; "
+                f"dsbench: {sweep.state.failures} job(s) of the sweep failed; "
                 "their runs carry a failure_reason tag",
                 file=sys.stderr,
             )
@@ -84,4 +84,4 @@ def run_app(app: Callable[[], Any]) -> None:
         print("dsbench: interrupted", file=sys.stderr)
         sys.exit(130)
     finally:
-        tracking.close_sweep(aborted=aborted)
+        sweep.close_sweep(aborted=aborted)

@@ -3,30 +3,44 @@
 Hydra checks key names and types against these when it composes; ranges and cross-field
 rules are checked in `__post_init__`, which runs in `validate` (OmegaConf.to_object). Every
 check raises DsbenchError with one line: what is wrong and what is allowed.
+
+Names that pick a registry entry (dataset, model, downsample, head) are checked where the
+registry is read (`dsbench.data.registry`, `dsbench.model.plan`), so that this module, the
+bottom of the import graph, imports none of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.errors import DsbenchError
+from dsbench.data.splits import SOURCES, check_seed, check_subset, check_val_fraction
+from dsbench.errors import DsbenchError, unknown
 
-# conf/ at the project root; absolute, because Hydra reads a relative config_path
-# differently under `python -m` and under an installed script.
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# The configs: the project's top-level conf/ (and experiments/ as its group `experiments`),
+# which the wheel carries as the package dsbench.conf; Hydra finds them by package, from any
+# folder, in a source checkout and after `pip install` alike.
+CONFIG_PATH = "pkg://dsbench.conf"
+
+# MLflow's own default store, in the folder a command runs from (`mlflow ui` finds it there).
+DEFAULT_STORE_URI = "sqlite:///mlflow.db"
+
+
+def default_store_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the current folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_STORE_URI
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...] | list[str]) -> None:
     if value not in allowed:
-        raise DsbenchError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+        raise unknown(what, value, allowed)
 
 
 def _positive(what: str, value: float) -> None:
@@ -57,17 +71,12 @@ class DatasetConfig:
     preprocess: str = "none"  # none (uint8, scaled in the model) | gcn_zca (Springenberg 2015)
 
     def __post_init__(self) -> None:
-        from dsbench.dataset import DATASETS, SOURCES
-
-        _choice("dataset", self.name, sorted(DATASETS))
         _choice("dataset.source", self.source, SOURCES)
         _choice("dataset.preprocess", self.preprocess, PREPROCESSING)
-        if not 0 <= self.val_fraction < 1:
-            raise DsbenchError(f"dataset.val_fraction must be in [0, 1), got {self.val_fraction}")
-        for key in ("train_subset", "test_subset"):
-            value = getattr(self, key)
-            if value is not None:
-                _positive(f"dataset.{key}", value)
+        check_val_fraction(self.val_fraction, "dataset.val_fraction")
+        check_seed(self.split_seed, "dataset.split_seed")
+        check_subset(self.train_subset, "dataset.train_subset")
+        check_subset(self.test_subset, "dataset.test_subset")
 
 
 @dataclass
@@ -80,9 +89,6 @@ class ModelConfig:
     pad_to: int | None = None
 
     def __post_init__(self) -> None:
-        from dsbench.model import BACKBONES
-
-        _choice("model", self.name, sorted(BACKBONES))
         if self.pad_to is not None:
             _positive("model.pad_to", self.pad_to)
         _dropout("model.input_dropout", self.input_dropout)
@@ -102,9 +108,6 @@ class DownsampleConfig:
     filter_size: int = 3  # blur: side of the binomial filter, 2..5
 
     def __post_init__(self) -> None:
-        from dsbench.downsample import STRATEGIES
-
-        _choice("downsample", self.name, sorted(STRATEGIES))
         for key in ("window", "stride"):
             value = getattr(self, key)
             if value is not None:
@@ -135,9 +138,6 @@ class HeadConfig:
     dropout: float = 0.5  # before the classifier layer
 
     def __post_init__(self) -> None:
-        from dsbench.head import HEADS
-
-        _choice("head", self.name, sorted(HEADS))
         _dropout("head.dropout", self.dropout)
 
 
@@ -212,7 +212,7 @@ class TrainerConfig:
 @dataclass
 class TrackingConfig:
     enabled: bool = True
-    uri: str = "sqlite:///mlflow.db"
+    uri: str = field(default_factory=default_store_uri)
     experiment: str = "dsbench"
     run_name: str | None = None  # None: dataset/model/downsample+head/s<seed>
     description: str = ""  # the experiment's note in the MLflow UI (a study says what it compares)
@@ -257,11 +257,24 @@ class DescribeConfig(TrainConfig):
         _choice("output", self.output, ("text", "json"))
 
 
+@dataclass
+class AnalyzeConfig:
+    """`python -m dsbench.analyze`: which runs to read, and where the tables go."""
+
+    experiment: str = "mnist-downsampling"
+    filter: str = ""
+    sweep: str = ""
+    out_dir: str = "results/${experiment}"
+    log_to_sweep: bool = True
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
 def register() -> None:
     """Make the schemas known to Hydra (conf/*.yaml name them in their defaults lists)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="describe_schema", node=DescribeConfig)
+    cs.store(name="analyze_schema", node=AnalyzeConfig)
 
 
 def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:

@@ -1,0 +1,141 @@
+"""A study's tables, plots and dashboard, written to a folder and logged to its sweep run.
+
+    comparison.md / .csv / .tex / .html   the table (best of each column in bold)
+    paper_vs_ours.md                      Springenberg 2015 runs only: ours beside Table 3
+    plots/*.png                           accuracy vs params / throughput / shift, learning curves
+    dashboard.html                        all of the above in one self-contained page
+
+Failed or unfinished runs are listed, not dropped. Imports neither TensorFlow nor Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dsbench.analysis import dashboard, plots
+from dsbench.analysis.runs import histories, load_runs, resolve_sweep
+from dsbench.analysis.tables import comparison, not_finished, to_html, to_latex, to_markdown
+from dsbench.provenance import produced_by
+from dsbench.studies import springenberg2015
+
+log = logging.getLogger(__name__)
+
+CURVE_METRIC = "val_accuracy"  # the learning curves' per-epoch metric
+
+
+def provenance(experiment: str, uri: str, command: str) -> str:
+    return produced_by(
+        f"{command} from MLflow experiment `{experiment}` ({uri})", "mlflow", "pandas"
+    )
+
+
+def paper_table(runs: pd.DataFrame) -> str | None:
+    """Springenberg 2015 runs: ours vs Table 3 (lr chosen on validation), else None."""
+    done = runs[runs["status"] == "FINISHED"]
+    if "tags.variant" not in done or done["tags.variant"].isna().all():
+        return None
+    if "metrics.val_accuracy" not in done:  # the lr is chosen on validation accuracy
+        return "No validation accuracy was logged (dataset.val_fraction=0): no lr to choose.\n"
+    study = done[done["tags.variant"].notna()]
+    study = study.assign(paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"))
+    return springenberg2015.to_markdown(springenberg2015.selected(study))
+
+
+def analyze(
+    experiment: str,
+    uri: str,
+    out_dir: Path,
+    filter_string: str = "",
+    sweep: str = "",
+    log_to_sweep: bool = True,
+    command: str = "",
+) -> pd.DataFrame:
+    """Write every table, plot and the dashboard; log them to the sweep's parent run.
+
+    `command` says what produced them, for the provenance line (default: this process's
+    `python -m dsbench.analyze` command line).
+    """
+    runs = load_runs(uri, experiment, filter_string, sweep)
+    table = comparison(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    missing = not_finished(runs)
+    command = command or "`python -m dsbench.analyze " + " ".join(sys.argv[1:]) + "`"
+    origin = provenance(experiment, uri, command)
+    heading = f"# {experiment}: comparison by strategy\n"
+    legend = (
+        "Mean ± std over seeds (std shown from 2 seeds on, omitted where the seeds agree); "
+        "best of each column in bold.\n"
+    )
+    failures = (
+        "Runs that did not finish (not in the table):\n\n" + "".join(f"- {m}\n" for m in missing)
+        if missing
+        else "All runs finished.\n"
+    )
+    files = [out_dir / f"comparison.{ext}" for ext in ("md", "csv", "tex", "html")]
+    (out_dir / "comparison.md").write_text(
+        "\n".join([heading, legend, to_markdown(table), failures, origin + "\n"])
+    )
+    table.to_csv(out_dir / "comparison.csv", index=False)
+    (out_dir / "comparison.tex").write_text(f"% {origin}\n" + to_latex(table))
+    table_html = to_html(table)
+    (out_dir / "comparison.html").write_text(table_html)
+
+    paper = paper_table(runs)
+    if paper is not None:
+        files.append(out_dir / "paper_vs_ours.md")
+        files[-1].write_text(
+            f"# {experiment}: ours vs Springenberg et al. 2015\n\n{paper}\n{origin}\n"
+        )
+
+    finished = list(runs.loc[runs["status"] == "FINISHED", "run_id"])
+    history = histories(uri, finished, CURVE_METRIC)
+    figures = plots.write_all(table, runs, history, out_dir / "plots")
+    page = dashboard.render(
+        experiment=experiment,
+        description=_description(uri, experiment),
+        table_html=table_html,
+        legend=legend,
+        figures=figures,
+        not_finished=missing,
+        paper_markdown=paper,
+        counts={"runs": len(runs), "finished": len(finished), "groups": len(table)},
+        provenance=origin,
+    )
+    files.append(out_dir / "dashboard.html")
+    files[-1].write_text(page)
+
+    parent = resolve_sweep(uri, experiment, sweep) or _only_sweep(runs, filter_string)
+    if log_to_sweep and parent:
+        _log_to_run(uri, parent, files, figures)
+    return table
+
+
+def _description(uri: str, experiment: str) -> str:
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    return (found.tags.get("mlflow.note.content") or "") if found else ""
+
+
+def _only_sweep(runs: pd.DataFrame, filter_string: str) -> str | None:
+    """The sweep whose runs are exactly these (unfiltered, all from one sweep), else None:
+    a table of other runs must not replace what a sweep's run holds."""
+    sweeps = set(runs["sweep_id"])
+    if filter_string or len(sweeps) != 1 or None in sweeps:
+        return None
+    return str(sweeps.pop())
+
+
+def _log_to_run(uri: str, run_id: str, files: list[Path], figures: list[Path]) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for path in files:
+        client.log_artifact(run_id, str(path), "analysis")
+    for path in figures:
+        client.log_artifact(run_id, str(path), "analysis/plots")
+    log.info("analysis logged to sweep run %s under analysis/", run_id)

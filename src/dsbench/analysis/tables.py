@@ -1,0 +1,146 @@
+"""A study's runs as one comparison table: grouped, mean ± std and n, in four formats.
+
+Groups are dataset × model × downsample × head (and any param that varies inside one, see
+`dsbench.analysis.runs.group_keys`); each metric is the mean ± std over the group's seeds.
+pandas only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pandas as pd
+
+from dsbench.analysis.runs import group_keys, table_keys
+from dsbench.errors import DsbenchError
+
+Column = tuple[str, float, bool]  # title, scale, lower is better
+# metric → column; mean ± std over seeds for each. Between the accuracy and the cost
+# columns come the accuracies under every shift the runs evaluated (`shift_columns`).
+ACCURACY: dict[str, Column] = {
+    "test_error": ("test error %", 100, True),
+    "shift_consistency": ("shift consistency %", 100, False),
+}
+COST: dict[str, Column] = {
+    "params_total": ("params", 1, True),
+    "flops_per_image": ("MFLOPs", 1e-6, True),
+    # The epochs after the first (which holds compilation), and inference after a warm-up.
+    "steady_images_per_sec": ("train img/s", 1, False),
+    "inference_images_per_sec": ("infer img/s", 1, False),
+    "total_train_seconds": ("train s", 1, True),  # every epoch, compilation included
+}
+SHIFT = re.compile(r"test_accuracy_shift(\d+)")
+
+
+def shift_columns(names: list[str]) -> dict[str, Column]:
+    """A column for each `test_accuracy_shift{k}`, k ≥ 1, among `names`, by k."""
+    found = sorted((int(m[1]), m[0]) for m in map(SHIFT.fullmatch, names) if m and int(m[1]) > 0)
+    return {name: (f"acc. shift {k} px %", 100, False) for k, name in found}
+
+
+def columns(names: list[str]) -> dict[str, Column]:
+    """The table's columns, in order, for the metrics among `names`."""
+    every = {**ACCURACY, **shift_columns(names), **COST}
+    return {m: c for m, c in every.items() if m in names}
+
+
+def comparison(runs: pd.DataFrame) -> pd.DataFrame:
+    """mean, std and n per group of FINISHED runs; sorted by mean test error.
+
+    Every `test_accuracy_shift{k}` is aggregated, k = 0 (clean) too: the shift plot uses
+    them all, the table shows k ≥ 1.
+    """
+    done = runs[runs["status"] == "FINISHED"]
+    if done.empty or "metrics.test_error" not in done:
+        raise DsbenchError(
+            f"none of the {len(runs)} runs finished with a test error; "
+            f"statuses: {', '.join(sorted(set(runs['status'])))}"
+        )
+    logged = [c.removeprefix("metrics.") for c in done.columns if c.startswith("metrics.")]
+    shown = columns(logged)
+    metrics = [*shown, *sorted(m for m in logged if SHIFT.fullmatch(m) and m not in shown)]
+    keys = group_keys(done)
+    grouped = done.groupby(keys, dropna=False)[[f"metrics.{m}" for m in metrics]]
+    table = grouped.agg(["mean", "std"])
+    table.columns = [f"{m.removeprefix('metrics.')}_{stat}" for m, stat in table.columns]
+    table["seeds"] = done.groupby(keys, dropna=False).size()
+    return table.sort_values("test_error_mean").reset_index()
+
+
+class Markup(NamedTuple):
+    """How one output format writes bold, ± and escaped text."""
+
+    bold: str  # a format string with {}
+    pm: str
+    escape: Callable[[str], str]
+
+    def text(self, value: object) -> str:
+        return self.escape(str(value))
+
+
+def _latex_escape(s: str) -> str:
+    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
+
+
+MARKDOWN = Markup("**{}**", " ± ", str)
+HTML = Markup("<b>{}</b>", " ± ", html.escape)
+LATEX = Markup(r"\textbf{{{}}}", r" $\pm$ ", _latex_escape)
+
+
+def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
+    """The table as text cells: mean ± std (std only with 2+ seeds), the best in bold."""
+    shown = columns([c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")])
+    best = {
+        m: table[f"{m}_mean"].min() if lower else table[f"{m}_mean"].max()
+        for m, (_, _, lower) in shown.items()
+    }
+    keys = table_keys(table)
+    out = pd.DataFrame(
+        {markup.text(k.removeprefix("params.")): table[k].map(markup.text) for k in keys}
+    )
+    out["seeds"] = table["seeds"].astype(int).astype(str)
+    for m, (title, scale, _) in shown.items():
+        cells = []
+        for mean_raw, std_raw in zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True):
+            if pd.isna(mean_raw):  # not logged by this group's runs
+                cells.append("–")
+                continue
+            mean, std = mean_raw * scale, std_raw * scale
+            digits = 0 if abs(mean) >= 1000 else 2
+            cell = f"{mean:,.{digits}f}" + (
+                "" if pd.isna(std) or std == 0 else f"{markup.pm}{std:,.{digits}f}"
+            )
+            is_best = len(table) > 1 and mean_raw == best[m]  # one row: nothing to compare
+            cells.append(markup.bold.format(cell) if is_best else cell)
+        out[markup.text(title)] = cells
+    return out
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    cells = display(table, MARKDOWN)
+    lines = ["| " + " | ".join(cells.columns) + " |", "|" + "---|" * len(cells.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    return display(table, LATEX).to_latex(index=False, escape=False)
+
+
+def to_html(table: pd.DataFrame) -> str:
+    return display(table, HTML).to_html(index=False, escape=False, border=0, classes="comparison")
+
+
+def not_finished(runs: pd.DataFrame) -> list[str]:
+    """One line per run that did not finish: name, status and failure reason."""
+    lines = []
+    for _, r in runs[runs["status"] != "FINISHED"].iterrows():
+        reason = r.get("tags.failure_reason")
+        lines.append(
+            f"{r['tags.mlflow.runName']}: {r['status']}"
+            + (f" ({reason})" if isinstance(reason, str) else "")
+        )
+    return lines

@@ -1,0 +1,121 @@
+"""A plan as a Keras 3 model: one Keras layer per layer spec, on whatever backend is set.
+
+Import this only after the backend is chosen (KERAS_BACKEND is read when Keras is first
+imported): `dsbench.training.backend.select_backend`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import keras
+from keras import layers
+
+from dsbench.build import keras_layers
+from dsbench.errors import DsbenchError
+from dsbench.model import layers as spec
+from dsbench.model.layers import LayerSpec, Shape
+from dsbench.model.plan import Plan
+
+
+def keras_layer(s: LayerSpec, name: str) -> Any:
+    """The Keras layer of one spec."""
+    if isinstance(s, spec.Rescale):
+        return layers.Rescaling(s.scale, name=name)
+    if isinstance(s, spec.Pad):
+        return layers.ZeroPadding2D((s.rows, s.cols), name=name)
+    if isinstance(s, spec.Augment):
+        return keras.Sequential(augmentation_layers(s.translate, s.image_size, s.flip), name=name)
+    if isinstance(s, spec.Conv):
+        return layers.Conv2D(
+            s.filters,
+            s.kernel,
+            strides=s.stride,
+            padding=s.padding,
+            activation=s.activation,
+            name=name,
+        )
+    if isinstance(s, spec.Pool):
+        cls = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[s.kind]
+        return cls(s.window, s.stride, padding=s.padding, name=name)
+    if isinstance(s, spec.Dropout):
+        return layers.Dropout(s.rate, name=name)
+    if isinstance(s, spec.Flatten):
+        return layers.Flatten(name=name)
+    if isinstance(s, spec.Dense):
+        return layers.Dense(s.units, name=name)
+    if isinstance(s, spec.GlobalAvgPool):
+        return layers.GlobalAveragePooling2D(name=name)
+    if isinstance(s, spec.Softmax):
+        # float32 whatever the policy, so mixed precision keeps a stable loss.
+        return layers.Activation("softmax", dtype="float32", name=name)
+    if isinstance(s, spec.BlurPool):
+        return keras_layers.BlurPool(s.filter_size, s.stride, name=name)
+    if isinstance(s, spec.LpPool):
+        return keras_layers.LpPool(s.p, s.window, s.stride, s.padding, name=name)
+    if isinstance(s, spec.MixedPool):
+        return keras_layers.MixedPool(
+            s.alpha, s.learn_alpha, s.window, s.stride, s.padding, name=name
+        )
+    if isinstance(s, spec.SpaceToDepth):
+        return keras_layers.SpaceToDepth(s.block, s.padding, name=name)
+    raise TypeError(f"no Keras layer for the spec {type(s).__name__} of layer {name}")
+
+
+def build_keras(plan: Plan, input_shape: Shape, name: str = "dsbench") -> keras.Model:
+    """The planned model as a Keras functional model (the backend is Keras' choice)."""
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for layer_name, s in plan:
+        x = keras_layer(s, layer_name)(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def count_trainable(model: keras.Model) -> int:
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
+def augmentation_layers(
+    translate_px: int, image_size: int, flip: bool, seed: int | None = None
+) -> list[Any]:
+    """Keras layers for training-time augmentation: random translation, horizontal flip.
+
+    - Translation by up to `translate_px` pixels in each direction (0: none), filled with 0,
+      i.e. "zero-pad by k pixels, then crop a random image_size window back": a
+      `keras.layers.RandomTranslation` with nearest-neighbour sampling (so shifts are whole
+      pixels) and factor (k + 0.5) / image_size, which makes each integer shift in
+      [-k, k] equally likely (a factor of k / image_size would give the two extreme shifts
+      half the weight of the others). Fill 0 is the mean of GCN+ZCA data.
+    - `flip`: `keras.layers.RandomFlip("horizontal")`, each image mirrored with p = 0.5.
+
+    Both are backend-agnostic Keras 3 layers that are active only with training=True (inside
+    `model.fit`) and the identity at inference (`predict`, `evaluate`), so they can sit at the
+    top of the model. Returns them in order (translate, then flip); an empty list when both
+    are off. `seed` makes the random draws reproducible.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
+        raise DsbenchError(f"image_size={image_size!r} is invalid: use a positive integer")
+    ok = isinstance(translate_px, numbers.Integral) and not isinstance(translate_px, bool)
+    if image_size <= 0 or not ok or not 0 <= translate_px < image_size:
+        raise DsbenchError(
+            f"translate_px={translate_px!r} is invalid for {image_size}-pixel images: "
+            f"use an integer in [0, {image_size - 1}] (0 turns translation off)"
+        )
+    out: list[Any] = []
+    if translate_px:
+        factor = (translate_px + 0.5) / image_size
+        out.append(
+            layers.RandomTranslation(
+                height_factor=factor,
+                width_factor=factor,
+                fill_mode="constant",
+                interpolation="nearest",
+                fill_value=0.0,
+                seed=seed,
+            )
+        )
+    if flip:
+        out.append(layers.RandomFlip("horizontal", seed=None if seed is None else seed + 1))
+    return out

@@ -1,0 +1,195 @@
+"""The seeded validation split and subsets of a dataset, from any source.
+
+numpy only at import time: tensorflow is imported (through `dsbench.data.tfds`) only when
+`source="tfds"` is asked for. The argument checks here are the only ones: the config schema
+(`dsbench.config.DatasetConfig`) calls them too.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
+
+from dsbench.data.archives import check_arrays, load_archives
+from dsbench.data.registry import Arrays, DatasetInfo, get_info
+from dsbench.errors import DsbenchError, unknown
+
+SOURCES = ("tfds", "archive", "synthetic")
+SYNTHETIC_SIZES = (50_000, 10_000)  # training and test images of the synthetic source (CIFAR's)
+
+
+@dataclass
+class Splits:
+    """Train / validation / test arrays: images NHWC, labels (N,) uint8.
+
+    Images are uint8 as loaded; `dsbench.data.preprocess.springenberg_preprocess` returns a copy
+    with float32 images (GCN + ZCA).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: DatasetInfo
+    source: str
+
+
+def split_train_val(
+    x: np.ndarray, y: np.ndarray, val_fraction: float, split_seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded split of a training set into (x_train, y_train, x_val, y_val).
+
+    The first round(val_fraction * N) indices of `default_rng(split_seed).permutation(N)` are
+    the validation set, the rest the training set (both kept in their original order).
+    val_fraction 0.0 gives an empty validation set.
+    """
+    check_val_fraction(val_fraction)
+    check_seed(split_seed)
+    n = len(x)
+    n_val = round(val_fraction * n)
+    if val_fraction > 0 and not 0 < n_val < n:
+        raise DsbenchError(
+            f"val_fraction={val_fraction} gives {n_val} validation examples out of {n}: "
+            "use a value that leaves at least one example on each side, or 0.0 for none"
+        )
+    perm = np.random.default_rng(split_seed).permutation(n)
+    val_idx = np.sort(perm[:n_val])
+    train_idx = np.sort(perm[n_val:])
+    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+
+
+def take_subset(
+    x: np.ndarray,
+    y: np.ndarray,
+    k: int | None,
+    seed: int | np.random.SeedSequence,
+    what: str = "subset",
+) -> tuple[np.ndarray, np.ndarray]:
+    """First `k` examples of a seeded permutation (kept in original order); all when k is None.
+
+    A random subset rather than the first k rows, so that small subsets hold every class.
+    """
+    check_subset(k, what)
+    if k is None:
+        return x, y
+    if k > len(x):
+        raise DsbenchError(
+            f"{what}={k} is larger than the {len(x)} examples available: "
+            f"use at most {len(x)}, or null for all"
+        )
+    idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:k])
+    return x[idx], y[idx]
+
+
+def load_splits(
+    name: str,
+    source: str,
+    archive_dir: str | PathLike[str],
+    tfds_data_dir: str | PathLike[str] | None,
+    val_fraction: float,
+    split_seed: int,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    verify_md5: bool = True,
+) -> Splits:
+    """Load dataset `name` from `source` ("tfds", "archive" or "synthetic") and split it.
+
+    - "archive": the official files in `archive_dir`, md5-checked (unless `verify_md5` is
+      False, see `load_archives`), read by dsbench.
+    - "tfds": TFDS prepares the dataset in `tfds_data_dir` offline, using the same official
+      files from `archive_dir` as its manual dir (TFDS checks their checksums itself, always:
+      `verify_md5` does not apply).
+    - "synthetic": random uint8 images of the dataset's shape and random labels
+      (`synthetic_arrays`): speed measurements without the data (`dsbench.bench`).
+
+    The validation set is a seeded split of the training set (see `split_train_val`); then
+    `train_subset` limits what is left for training and `test_subset` the test set (seeded
+    subsets, see `take_subset`). The test set is otherwise untouched.
+
+    Both sources hold the same examples, but TFDS stores them in another order, so the same
+    seed picks *different* validation examples on the two paths. That is expected: compare
+    results within one source.
+    """
+    info = get_info(name)
+    if source not in SOURCES:
+        raise unknown("dataset source", source, SOURCES)
+    # Validate every cheap argument before the (slow) loading.
+    check_val_fraction(val_fraction)
+    check_seed(split_seed)
+    check_subset(train_subset, "train_subset")
+    check_subset(test_subset, "test_subset")
+
+    if not isinstance(verify_md5, bool):
+        raise DsbenchError(f"verify_md5={verify_md5!r} is invalid: use true or false")
+
+    if source == "archive":
+        x_train, y_train, x_test, y_test = load_archives(info, archive_dir, verify_md5)
+    elif source == "synthetic":
+        x_train, y_train, x_test, y_test = synthetic_arrays(info, split_seed)
+    else:
+        if tfds_data_dir is None:
+            raise DsbenchError(
+                "dataset.source=tfds needs a TFDS data dir (dataset.tfds_data_dir): "
+                "set it, or use dataset.source=archive"
+            )
+        from dsbench.data.tfds import load_tfds  # imports tensorflow: only on this path
+
+        x_train, y_train, x_test, y_test = load_tfds(info.tfds_name, tfds_data_dir, archive_dir)
+        check_arrays(info, f"TFDS data in {tfds_data_dir}", x_train, y_train, x_test, y_test)
+
+    x_train, y_train, x_val, y_val = split_train_val(x_train, y_train, val_fraction, split_seed)
+    # Seeds derived from split_seed, distinct from the validation split's stream.
+    x_train, y_train = take_subset(
+        x_train, y_train, train_subset, _sub_seed(split_seed, 1), "train_subset"
+    )
+    x_test, y_test = take_subset(
+        x_test, y_test, test_subset, _sub_seed(split_seed, 2), "test_subset"
+    )
+    return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info=info, source=source)
+
+
+def synthetic_arrays(info: DatasetInfo, seed: int) -> Arrays:
+    """Random images of `info`'s shape (uint8, uniform) and random labels, SYNTHETIC_SIZES
+    many: what a speed measurement needs of a dataset, and nothing it can learn."""
+    rng = np.random.default_rng(_sub_seed(seed, 3))
+    arrays: list[np.ndarray] = []
+    for n in SYNTHETIC_SIZES:
+        arrays.append(rng.integers(0, 256, (n, *info.image_shape), dtype=np.uint8))
+        arrays.append(rng.integers(0, info.num_classes, n, dtype=np.uint8))
+    x_train, y_train, x_test, y_test = arrays
+    return x_train, y_train, x_test, y_test
+
+
+def _sub_seed(split_seed: int, stream: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([split_seed, stream])
+
+
+def check_subset(k: int | None, what: str = "subset") -> None:
+    """A subset size: a positive integer, or None for all."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0):
+        raise DsbenchError(f"{what}={k!r} is invalid: use a positive integer, or null for all")
+
+
+def check_val_fraction(val_fraction: float, what: str = "val_fraction") -> None:
+    """A validation share: in (0, 1), or 0 for no validation set."""
+    ok = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
+    if not ok or not (val_fraction == 0 or 0 < val_fraction < 1):
+        raise DsbenchError(
+            f"{what}={val_fraction!r} is invalid: use a number in (0, 1), "
+            "or 0.0 for no validation set"
+        )
+
+
+def check_seed(split_seed: int, what: str = "split_seed") -> None:
+    """A seed: an integer >= 0."""
+    if (
+        isinstance(split_seed, bool)
+        or not isinstance(split_seed, numbers.Integral)
+        or split_seed < 0
+    ):
+        raise DsbenchError(f"{what}={split_seed!r} is invalid: use an integer >= 0")

@@ -1,0 +1,175 @@
+"""Downsampling strategies: each one fills a backbone's downsampling slot.
+
+A slot sits after the last conv of a block. A strategy returns the layers that go in the
+slot and whether the conv before the slot takes stride 2 instead (Springenberg et al.'s
+"Strided" variant). The backbone fixes the slot's geometry (window, stride, padding), so
+swapping the strategy is the only thing that changes between two models.
+
+Each strategy is one function registered with `@strategy(name, description)`: the
+description is the one source of what it does (README table, `describe`, docs); the
+docstring says why, with the paper. `python -m dsbench.describe downsample=<name>` and the
+README table (`python -m dsbench.tools.docs`) give each one's shapes, params and FLOPs.
+
+All strategies but strided and overlap give exactly max's output size,
+floor((n − k + 2p)/s) + 1 with the slot's window, stride and padding (s2d: k = s = its
+block), so after the slot the model is the same layers as with max. Sum pooling needs no
+entry: it is avg × window area, a constant factor the next conv absorbs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dsbench.config import DownsampleConfig
+from dsbench.model.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a strategy goes: the block's width and the backbone's pooling geometry."""
+
+    width: int
+    window: int
+    stride: int
+    padding: str
+
+
+@dataclass(frozen=True)
+class Fill:
+    layers: tuple[LayerSpec, ...] = ()
+    stride_previous_conv: bool = False
+
+
+FillFn = Callable[[Slot, DownsampleConfig], Fill]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy: its name, its one-line description, and the function."""
+
+    name: str
+    description: str
+    fill: FillFn
+
+    def __call__(self, slot: Slot, cfg: DownsampleConfig) -> Fill:
+        return self.fill(slot, cfg)
+
+
+STRATEGIES: dict[str, Strategy] = {}  # in registration order: the order of every table
+
+
+def strategy(name: str, description: str) -> Callable[[FillFn], FillFn]:
+    """Register the decorated function as strategy `name` (what `downsample=name` selects)."""
+
+    def register(fill: FillFn) -> FillFn:
+        if name in STRATEGIES:
+            raise ValueError(f"strategy {name!r} is registered twice")
+        STRATEGIES[name] = Strategy(name, description, fill)
+        return fill
+
+    return register
+
+
+def _window(slot: Slot, cfg: DownsampleConfig) -> tuple[int, int]:
+    return cfg.window or slot.window, cfg.stride or slot.stride
+
+
+@strategy("max", "max pool over the backbone's window (2×2 s2 in convnet)")
+def max_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    k, s = _window(slot, cfg)
+    return Fill((Pool("max", k, s, slot.padding),))
+
+
+@strategy("avg", "average pool over the same window (sum pooling = avg × window area)")
+def avg_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    k, s = _window(slot, cfg)
+    return Fill((Pool("avg", k, s, slot.padding),))
+
+
+@strategy("overlap", "overlapping max pool, 3×3 stride 2")
+def overlapping_max_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Windows wider than their stride overlap (Krizhevsky et al. 2012, AlexNet); the
+    window is 3 whatever the backbone's, so on convnet's valid slots 26 → 12, 11 → 5."""
+    k, s = cfg.window or 3, cfg.stride or 2
+    return Fill((Pool("max", k, s, slot.padding),))
+
+
+@strategy("strided", "no pool: the conv before the slot gets stride 2")
+def strided_conv(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Springenberg et al. 2015's Strided-CNN: the slot is removed and the conv before it
+    subsamples. Fewer FLOPs than any pool, no extra params."""
+    return Fill(stride_previous_conv=True)
+
+
+@strategy("conv", "learned 3×3 stride-2 conv of the block's width")
+def learned_conv(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Springenberg et al. 2015's All-CNN: the pool becomes a learned 3×3 stride-2 conv of
+    the block's width C. Extra params: 9·C² + C."""
+    k, s = cfg.window or 3, cfg.stride or 2
+    return Fill((Conv(slot.width, k, s, slot.padding),))
+
+
+@strategy("convpool", "extra 3×3 conv of the block's width, then max pool")
+def conv_then_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Springenberg et al. 2015's ConvPool-CNN, the control for All-CNN: the same extra conv
+    (3×3, width C, stride 1, "same") before an unchanged max pool, so All-CNN's gain can be
+    told apart from its extra capacity. Extra params: 9·C² + C."""
+    k, s = _window(slot, cfg)
+    return Fill((Conv(slot.width, 3, 1, "same"), Pool("max", k, s, slot.padding)))
+
+
+@strategy("blur", "anti-aliased: max pool at stride 1, then a fixed binomial blur at stride 2")
+def blur_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Anti-aliased max pool (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+    Again", MaxBlurPool): max over the slot's window at stride 1, then a fixed
+    filter_size² binomial low-pass filter, depthwise, at the slot's stride.
+
+    Sizes: the stride-1 max pool keeps the slot's padding (valid: n − k + 1, same: n);
+    the blur is reflect-padded by f − 1 (as the paper's code, so borders are not dimmed
+    as zero padding would) and gives ceil(m / s). Both compose to the slot's own size:
+    valid ceil((n − k + 1)/s) = floor((n − k)/s) + 1, same ceil(n / s). Convnet: 26 →
+    25 → 13, 11 → 10 → 5. Extra params: 0 (the filter is a constant). FLOPs: 2·f²·C
+    per output pixel.
+    """
+    k, s = _window(slot, cfg)
+    return Fill((Pool("max", k, 1, slot.padding), BlurPool(cfg.filter_size, s)))
+
+
+@strategy("lp", "Lp pool, (mean of abs(x)^p)^(1/p) over the window: p = 1 avg, p → ∞ max")
+def lp_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Lp pooling over max's window: (mean over the window of |x|^p)^(1/p), p = cfg.p.
+
+    The mean, so p = 1 is the average of |x| (= avg on ReLU maps) and p → ∞ tends to
+    max; between them, larger activations weigh more (Sermanet et al. 2012 use it for
+    house numbers; Gulcehre et al. 2014 learn p). Extra params: 0.
+    """
+    k, s = _window(slot, cfg)
+    return Fill((LpPool(cfg.p, k, s, slot.padding),))
+
+
+@strategy("mixed", "α·max + (1 − α)·avg over the window; α fixed or learned (1 param per slot)")
+def mixed_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Mixed max-average pooling (Lee et al. 2016, "Generalizing Pooling Functions in
+    CNNs"): α·max + (1 − α)·avg over max's window.
+
+    α = cfg.alpha, fixed; with cfg.learn_alpha, α = sigmoid(w) with one learned w per
+    slot, started at logit(alpha). Extra params: 0, or 1 per slot with learn_alpha.
+    """
+    k, s = _window(slot, cfg)
+    return Fill((MixedPool(cfg.alpha, cfg.learn_alpha, k, s, slot.padding),))
+
+
+@strategy("s2d", "space-to-depth 2×2 (4× channels, nothing dropped), then 1×1 conv to the width")
+def space_to_depth(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Space-to-depth then a 1×1 conv (ReLU) back to the block width: downsampling that
+    loses nothing before the learned projection (the pixel unshuffle of Shi et al. 2016
+    run backwards, as in SPD-Conv, Sunkara & Luo 2022).
+
+    Block b = the slot's stride (2): (n, n, C) → (n/b, n/b, b²·C) → (n/b, n/b, C). Odd
+    maps follow the slot's padding: valid drops the last row/column (convnet's 11 → 5,
+    as a valid 2×2 pool), same zero-pads it. The window is not used. Extra params:
+    b²·C·C + C (4·C² + C); FLOPs: the 1×1 conv, 2·b²·C·C per output pixel.
+    """
+    b = cfg.stride or slot.stride
+    return Fill((SpaceToDepth(b, slot.padding), Conv(slot.width, 1)))

@@ -1,0 +1,263 @@
+"""Layer specs: what a model is made of, as plain data.
+
+A model is planned as a list of these specs before any framework is touched, so that
+shapes, parameters and FLOPs are predicted (and bad geometry rejected) in pure Python.
+`dsbench.build.keras_model` turns each spec into its Keras layer, `dsbench.build.torch_model` into a
+PyTorch module; this module imports neither.
+
+Parameters: weights and biases of the convolution and dense layers, and MixedPool's learned
+α; the tests check every count against Keras' own.
+
+FLOPs are multiply-adds × 2 of the convolution and dense layers (bias adds, activations,
+pooling and normalisation are not counted, as in most papers' tables). The fixed blur
+filter of BlurPool counts: it is a depthwise convolution, whether learned or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsbench.errors import DsbenchError
+from dsbench.model.geometry import out_size, window_out
+
+Shape = tuple[int, ...]  # one image: (height, width, channels), or (features,) once flat
+
+
+class Spec:
+    """Defaults for a layer spec: it keeps the shape and costs no multiply-adds."""
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return x
+
+    def flops(self, x: Shape) -> int:
+        return 0
+
+    def params(self, x: Shape) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class Rescale(Spec):
+    """uint8 pixels → [0, 1] inside the model, so data can stay uint8 everywhere else."""
+
+    scale: float = 1 / 255
+
+
+@dataclass(frozen=True)
+class Conv(Spec):
+    filters: int
+    kernel: int
+    stride: int = 1
+    padding: str = "valid"
+    activation: str | None = "relu"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, _ = x
+        return (
+            window_out(name, h, self.kernel, self.stride, self.padding),
+            window_out(name, w, self.kernel, self.stride, self.padding),
+            self.filters,
+        )
+
+    def flops(self, x: Shape) -> int:
+        h, w, c = self.output_shape("", x)
+        return 2 * self.kernel * self.kernel * x[2] * c * h * w
+
+    def params(self, x: Shape) -> int:
+        return (self.kernel * self.kernel * x[2] + 1) * self.filters  # weights + biases
+
+
+@dataclass(frozen=True)
+class Pool(Spec):
+    kind: str  # "max" | "avg"
+    window: int
+    stride: int
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        return (
+            window_out(name, h, self.window, self.stride, self.padding),
+            window_out(name, w, self.window, self.stride, self.padding),
+            c,
+        )
+
+
+@dataclass(frozen=True)
+class Dropout(Spec):
+    rate: float
+
+
+@dataclass(frozen=True)
+class Flatten(Spec):
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        return (h * w * c,)
+
+
+@dataclass(frozen=True)
+class Dense(Spec):
+    units: int
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (self.units,)
+
+    def flops(self, x: Shape) -> int:
+        return 2 * x[0] * self.units
+
+    def params(self, x: Shape) -> int:
+        return (x[0] + 1) * self.units
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool(Spec):
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (x[2],)
+
+
+@dataclass(frozen=True)
+class Softmax(Spec):
+    """Class probabilities, always in float32 so mixed precision keeps a stable loss."""
+
+
+# Downsampling layers Keras has no layer for; their Keras side is dsbench.build.keras_layers.
+
+
+@dataclass(frozen=True)
+class BlurPool(Spec):
+    """Fixed binomial low-pass filter, depthwise, stride `stride` (Zhang 2019).
+
+    Reflect padding of filter_size − 1 in total: out = floor((n − f + f − 1)/s) + 1 =
+    ceil(n / s), the size of Keras "same". After a stride-1 max pool of the slot's window
+    and padding this gives the slot's own size (see dsbench.model.downsample.blur_pool). No params;
+    FLOPs: the filter's f·f multiply-adds per output pixel and channel, × 2.
+    """
+
+    filter_size: int = 3
+    stride: int = 2
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        pad = self.filter_size - 1
+        # Reflect padding mirrors pixels inside the map, so each side's pad (at most
+        # ceil((f − 1)/2)) must be smaller than the map.
+        if min(h, w) <= -(-pad // 2):
+            raise DsbenchError(
+                f"layer {name} ({self.filter_size}×{self.filter_size} blur, reflect padding) "
+                f"needs a map larger than {-(-pad // 2)}×{-(-pad // 2)}, got {h}×{w}; "
+                f"use a smaller downsample.filter_size or a larger input"
+            )
+        return (
+            out_size(h, self.filter_size, self.stride, pad),
+            out_size(w, self.filter_size, self.stride, pad),
+            c,
+        )
+
+    def flops(self, x: Shape) -> int:
+        h, w, c = self.output_shape("", x)
+        return 2 * self.filter_size * self.filter_size * c * h * w
+
+
+@dataclass(frozen=True)
+class LpPool(Spec):
+    """(mean over the window of |x|^p)^(1/p): p = 1 is avg of |x|, p → ∞ tends to max.
+
+    Same geometry as Pool; 0 params, 0 FLOPs (a pool, as Pool counts).
+    """
+
+    p: float
+    window: int
+    stride: int
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
+
+
+@dataclass(frozen=True)
+class MixedPool(Spec):
+    """α·max + (1 − α)·avg over one window (Lee et al. 2016).
+
+    Same geometry as Pool; 0 FLOPs (a pool). Params: 1 (the logit of α) with
+    learn_alpha, else 0.
+    """
+
+    alpha: float
+    learn_alpha: bool
+    window: int
+    stride: int
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
+
+    def params(self, x: Shape) -> int:
+        return int(self.learn_alpha)  # the logit of α
+
+
+@dataclass(frozen=True)
+class SpaceToDepth(Spec):
+    """Pixel unshuffle: block×block patches → block² × channels; nothing is dropped.
+
+    A map not divisible by block follows `padding` like a block×block, stride-block pool:
+    "valid" drops the last rows/columns (11 → 5), "same" zero-pads them (11 → 6). 0
+    params, 0 FLOPs (a reshape).
+    """
+
+    block: int = 2
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = x
+        return (
+            window_out(name, h, self.block, self.block, self.padding),
+            window_out(name, w, self.block, self.block, self.padding),
+            self.block * self.block * c,
+        )
+
+
+@dataclass(frozen=True)
+class Pad(Spec):
+    """Zero padding, (before, after) rows and columns: the input adapter for small images."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @classmethod
+    def to_size(cls, x: Shape, size: int) -> Pad:
+        """Centre an image in size × size (28×28 → 32×32: 2 px on each side)."""
+        dh, dw = max(size - x[0], 0), max(size - x[1], 0)
+        return cls((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2))
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (x[0] + sum(self.rows), x[1] + sum(self.cols), x[2])
+
+
+@dataclass(frozen=True)
+class Augment(Spec):
+    """Training-batch augmentation: random translations (≤ translate px) and flips.
+
+    Identity at evaluation; see dsbench.build.keras_model.augmentation_layers.
+    """
+
+    translate: int
+    flip: bool
+    image_size: int
+
+
+LayerSpec = (
+    Rescale
+    | Pad
+    | Augment
+    | Conv
+    | Pool
+    | Dropout
+    | Flatten
+    | Dense
+    | GlobalAvgPool
+    | Softmax
+    | BlurPool
+    | LpPool
+    | MixedPool
+    | SpaceToDepth
+)

@@ -1,0 +1,146 @@
+"""One MLflow run per training job: its name, tags, the open run, and how it ends.
+
+Every run ends with a status: FINISHED, FAILED (with a `failure_reason` tag) or KILLED
+(Ctrl-C / SIGTERM); none is left RUNNING. Jobs of a sweep are nested under the sweep's
+parent run (dsbench.tracking.sweep), whose id reaches them in PARENT_ENV.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+
+from dsbench.config import TrainConfig, config_hash
+from dsbench.tracking.store import open_experiment
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "DSBENCH_PARENT_RUN_ID"  # set in every job of a sweep (hydra.job.env_set)
+
+
+def run_name(cfg: TrainConfig) -> str:
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    return (
+        f"{cfg.dataset.name}/{cfg.model.name}/{cfg.downsample.name}+{cfg.head.name}"
+        f"/s{cfg.trainer.seed}"
+    )
+
+
+def in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+
+
+def job_tags(cfg: TrainConfig) -> dict[str, str]:
+    """The tags a job's run is found and grouped by, from its config alone."""
+    return {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "downsample": cfg.downsample.name,
+        "head": cfg.head.name,
+        "seed": str(cfg.trainer.seed),
+        "backend": cfg.trainer.backend,
+        "precision": cfg.trainer.precision,
+        "config_hash": config_hash(cfg),
+    }
+
+
+def _reason(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}".splitlines()[0][:500]
+
+
+RECORDED = "dsbench: recorded in a FAILED run"  # a note on an exception tracked_run recorded
+
+
+def record_failure(cfg: TrainConfig, error: BaseException) -> None:
+    """A job of a sweep that failed before its run opened (data, model building, the
+    store) still leaves a FAILED run with the reason, nested in the sweep."""
+    if not cfg.tracking.enabled or RECORDED in getattr(error, "__notes__", ()):
+        return
+    try:
+        from mlflow import MlflowClient
+
+        experiment_id = open_experiment(cfg.tracking)
+        tags = {**job_tags(cfg), "failure_reason": _reason(error)}
+        if os.environ.get(PARENT_ENV):
+            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
+        client = MlflowClient()
+        run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
+        client.set_terminated(run.info.run_id, "FAILED")
+    except Exception as e:  # the store itself may be what failed
+        log.error("could not record the failed job in MLflow (%s)", _reason(e))
+
+
+class Tracker:
+    """The open MLflow run of one job (or nothing, with tracking.enabled=false)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self.enabled:
+            import mlflow
+
+            # One batched call; written off the training thread.
+            mlflow.log_metrics(metrics, step=step, synchronous=False)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.log_params(params)
+
+    def log_text(self, text: str, path: str) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.log_text(text, path)
+
+    def log_artifacts(self, folder: Path, path: str) -> None:
+        if self.enabled and folder.is_dir():
+            import mlflow
+
+            mlflow.log_artifacts(str(folder), path)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.set_tags(tags)
+
+
+@contextmanager
+def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
+    """Open a run for the block; end it FINISHED, FAILED (reason tagged) or KILLED."""
+    if not cfg.tracking.enabled:
+        yield Tracker(enabled=False)
+        return
+    import mlflow
+
+    open_experiment(cfg.tracking)
+    parent = os.environ.get(PARENT_ENV) if in_sweep() else None
+    run = mlflow.start_run(
+        run_name=run_name(cfg),
+        tags={k: str(v) for k, v in tags.items()},  # a tracking server takes strings only
+        parent_run_id=parent,
+        log_system_metrics=cfg.tracking.system_metrics,
+    )
+    log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name(cfg), cfg.tracking.uri)
+    try:
+        yield Tracker(enabled=True)
+    except KeyboardInterrupt:
+        mlflow.set_tag("failure_reason", "interrupted (Ctrl-C or SIGTERM)")
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException as e:
+        mlflow.set_tag("failure_reason", _reason(e))
+        mlflow.end_run("FAILED")
+        e.add_note(RECORDED)
+        raise
+    mlflow.end_run("FINISHED")

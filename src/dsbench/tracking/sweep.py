@@ -1,0 +1,157 @@
+"""A Hydra sweep is one parent MLflow run; its jobs are nested runs.
+
+The same sweep started again (same `sweep_key`, `tracking.resume=true`) reopens its old
+parent, where the attempts a killed process left RUNNING are marked KILLED. When the sweep
+ends the parent is closed FINISHED or FAILED; the end-of-sweep analysis is a callback of its
+own (dsbench.analysis.sweep_report), so tracking never imports analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, read_write
+
+from dsbench.config import TrackingConfig, short_hash, validate
+from dsbench.errors import DsbenchError
+from dsbench.provenance import git_commit
+from dsbench.tracking.runs import PARENT_ENV
+from dsbench.tracking.store import open_experiment
+
+log = logging.getLogger(__name__)
+
+ROLE_TAG = "dsbench.role"  # "sweep" on a sweep's parent run
+SWEEP_ROLE = f"tags.`{ROLE_TAG}` = 'sweep'"  # the MLflow filter for parent runs
+
+
+def sweep_key(config: DictConfig) -> str:
+    """What makes two sweeps the same sweep: the experiment, the command line's overrides and
+    the sweeper's parameters (a study in experiments/ sets them). Not the launcher."""
+    params = config.hydra.sweeper.get("params")
+    what = {
+        "experiment": config.tracking.experiment,
+        "overrides": sorted(config.hydra.overrides.task),
+        "params": OmegaConf.to_container(params) if params is not None else {},
+    }
+    return short_hash(what)
+
+
+@dataclass
+class SweepState:
+    """The sweep this process runs: its open parent run, and how its jobs ended.
+
+    One per process, because Hydra's callbacks and the CLI around them share no object:
+    the parent callback opens the run, the report callback reads it, `close_sweep` ends it
+    and counts the failures the CLI turns into its exit code.
+    """
+
+    parent: str | None = None  # the open parent run's id
+    tracking: TrackingConfig | None = None  # where it is
+    failures: int = 0  # jobs of the last closed sweep that did not finish
+
+
+state = SweepState()
+
+
+class SweepParentRun(Callback):
+    """Hydra callback: a multirun is one parent MLflow run; its jobs are nested runs."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra only warns when a callback raises; with bad input (a config, an unusable or
+        # deleted store), open no parent and let the first job stop the sweep with the error.
+        job_part = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        try:
+            cfg = validate(job_part)
+            if not cfg.tracking.enabled or cfg.dry_run:
+                return
+            experiment_id = open_experiment(cfg.tracking)
+        except DsbenchError:
+            return
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        sweep_dir = str(config.hydra.sweep.dir)  # HydraConfig is not set yet here
+        key = sweep_key(config)
+        previous = cfg.tracking.resume and client.search_runs(
+            [experiment_id],
+            filter_string=f"{SWEEP_ROLE} and tags.sweep_key = '{key}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if previous:
+            run_id = previous[0].info.run_id
+            _end_abandoned_jobs(client, experiment_id, run_id)
+            client.update_run(run_id, status="RUNNING")
+            client.set_tag(run_id, "sweep_dir", sweep_dir)  # where this attempt's jobs write
+            log.info("resuming the sweep in its parent run %s", run_id)
+        else:
+            tags = {ROLE_TAG: "sweep", "sweep_dir": sweep_dir, "sweep_key": key}
+            run = client.create_run(
+                experiment_id,
+                run_name=f"sweep {Path(sweep_dir).name}",
+                tags={**tags, "git_commit": git_commit()},
+            )
+            run_id = run.info.run_id
+            log.info("MLflow sweep parent run %s", run_id)
+        # Every job is composed again from these overrides, in this process or, with the
+        # joblib, Ray or submitit launchers, in another one: Hydra sets the variable there.
+        with read_write(config.hydra.overrides):
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_ENV}={run_id}")
+        state.parent, state.tracking = run_id, cfg.tracking
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        close_sweep(aborted=False)
+
+
+def _end_abandoned_jobs(client: Any, experiment_id: str, parent: str) -> None:
+    """Runs of an earlier attempt left RUNNING by a killed process: mark them KILLED."""
+    stale = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        reason = "its process ended without closing the run (found when the sweep resumed)"
+        client.set_tag(run.info.run_id, "failure_reason", reason)
+        client.set_terminated(run.info.run_id, "KILLED")
+    if stale:
+        log.info("marked %d abandoned run(s) of the earlier attempt KILLED", len(stale))
+
+
+def close_sweep(aborted: bool) -> None:
+    """End the sweep's parent run: FINISHED if every job finished, else FAILED.
+
+    A job counts once however many attempts it took (runs share its `config_hash`): it
+    finished if one attempt did. A sweep aborted before any job started a run leaves
+    nothing behind: its empty parent is deleted.
+    """
+    parent, state.parent = state.parent, None
+    if not parent:
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment_id = client.get_run(parent).info.experiment_id
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    if not children and aborted:
+        client.set_terminated(parent, "KILLED")
+        client.delete_run(parent)
+        return
+    finished: dict[str, bool] = {}
+    for c in children:
+        job = c.data.tags.get("config_hash", c.info.run_id)
+        finished[job] = finished.get(job, False) or c.info.status == "FINISHED"
+    failed = sum(not done for done in finished.values())
+    from mlflow.entities import RunTag
+
+    tags = [RunTag("jobs", str(len(finished))), RunTag("jobs_failed", str(failed))]
+    client.log_batch(parent, tags=tags)
+    state.failures = failed
+    status = "FAILED" if failed or aborted else "FINISHED"
+    client.set_terminated(parent, status)
+    log.info("sweep parent %s: %d jobs, %d not finished: %s", parent, len(finished), failed, status)

@@ -1,0 +1,59 @@
+"""The Keras backend and the device: chosen before Keras is first imported."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from dsbench.errors import DsbenchError
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax"}
+
+
+def set_backend(backend: str) -> None:
+    """Name the Keras backend, importing nothing: whatever imports Keras first (TFDS may,
+    through TensorFlow) then gets this one."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+
+
+def select_backend(backend: str) -> None:
+    """Set the Keras backend and check that it can run; before Keras is first imported."""
+    module = BACKEND_MODULES[backend]
+    set_backend(backend)
+    try:
+        importlib.import_module(module)  # Keras imports it next anyway
+    except ImportError as e:
+        raise DsbenchError(
+            f"trainer.backend={backend} but {module} cannot be imported ({e}); install it "
+            f"(pip install {module}) or choose another trainer.backend"
+        ) from None
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise DsbenchError(
+                f"Keras already runs the {keras.backend.backend()} backend in this process; "
+                f"a sweep over trainer.backend needs one process per job "
+                f"(hydra/launcher=joblib) or separate runs"
+            )
+
+
+def has_gpu() -> bool:
+    """Whether JAX, the suite's GPU path, sees a GPU (the TensorFlow build is CPU-only)."""
+    try:
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    except (ImportError, RuntimeError):
+        return False
+
+
+def device() -> str:
+    """The first device of the active Keras backend, as Keras names it."""
+    import keras
+
+    devices = keras.distribution.list_devices()
+    return devices[0] if devices else "unknown"
