@@ -15,7 +15,7 @@ PORT   ?= 5000
 # default, dsbench.config.default_store_uri, asked only by the targets that need it).
 STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(default_store_uri())')
 
-.PHONY: help install test test-fast lint format run run-sweep reproduce-allconv analyze bench ui server screenshots describe docs clean
+.PHONY: help install test test-fast lint format run run-sweep reproduce-allconv analyze bench bench-analysis ui server screenshots describe docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsa
 
 bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch loop → results/bench/<device>-<backend>.md; ARGS=
 	$(PY) -m dsbench.tools.bench $(ARGS)
+
+bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL) → results/bench/analysis-scale.md
+	$(PY) -m dsbench.tools.analysis_scale $(ARGS)
 
 docs:  ## regenerate README's strategy table from the code (a test checks it)
 	$(PY) -m dsbench.tools.docs

@@ -87,6 +87,7 @@ def test_paper_names_and_errors() -> None:
     assert springenberg.paper_error("fashion_mnist", "springenberg_c", "conv", False) is None
 
 
+@pytest.mark.slow  # a 48-job sweep through the CLI (test_experiments composes it in process)
 def test_reproduce_allconv_dry_run_expands_the_documented_grid(tmp_path: Path) -> None:
     out = dsbench("train", "-m", "experiments=springenberg2015", "dry_run=true", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -74,7 +74,7 @@ def test_bench_runs_the_gpu_fast_path_on_the_cpu(tmp_path: Path) -> None:
     assert (table["images_per_sec"] > 0).all()
     assert table.loc["suite", "compile_seconds"] > 0  # the device loop's AOT compile, timed
     report = (tmp_path / f"{device_name()}-jax.md").read_text()
-    assert "Keras 3.15.1 (jax backend), PyTorch 2." in report
+    assert "Keras 3.15.1, JAX 0.10.2, PyTorch 2." in report and "Keras backend: jax." in report
     assert f"The suite ran with `{' '.join(FAST_PATH)}`" in report
 
 

@@ -172,6 +172,10 @@ class TrainerConfig:
     # translations of up to augment_translate px (zero fill) and horizontal flips.
     augment_translate: int = 0
     augment_flip: bool = False
+    # Convergence: stop once val_loss has not improved by min_delta for this many epochs
+    # (0: off, train `epochs`), then restore the weights of the best epoch; `epochs` is the cap.
+    early_stopping_patience: int = 0
+    early_stopping_min_delta: float = 0.0
 
     @property
     def augmented(self) -> bool:
@@ -207,6 +211,16 @@ class TrainerConfig:
             raise DsbenchError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
         if any(m < 1 for m in self.milestones):
             raise DsbenchError(f"trainer.milestones must be epochs >= 1, got {self.milestones}")
+        if self.early_stopping_patience < 0 or self.early_stopping_min_delta < 0:
+            raise DsbenchError(
+                "trainer.early_stopping_patience and trainer.early_stopping_min_delta must be "
+                f">= 0, got {self.early_stopping_patience} and {self.early_stopping_min_delta}"
+            )
+        if self.early_stopping_patience and self.loop == "device":
+            raise DsbenchError(
+                "trainer.early_stopping_patience needs trainer.loop=keras (the device loop "
+                "trains a fixed number of epochs)"
+            )
 
 
 @dataclass
@@ -248,12 +262,20 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     dry_run: bool = False  # check config, data geometry and model, train nothing (sweep sizes)
 
+    def __post_init__(self) -> None:
+        if self.trainer.early_stopping_patience and self.dataset.val_fraction == 0:
+            raise DsbenchError(
+                "trainer.early_stopping_patience watches val_loss: it needs a validation set "
+                "(dataset.val_fraction > 0)"
+            )
+
 
 @dataclass
 class DescribeConfig(TrainConfig):
     output: str = "text"  # text | json
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _choice("output", self.output, ("text", "json"))
 
 

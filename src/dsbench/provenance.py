@@ -48,14 +48,18 @@ def short_commit(commit: str | None = None) -> str:
     return sha[:12] + dirty
 
 
+NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX", "keras": "Keras"}
+NAMES |= {"mlflow": "MLflow"}
+
+
 def versions(*modules: str) -> str:
-    """`name x.y.z` for each importable module, comma-separated (missing ones left out).
+    """`Name x.y.z` for each importable module, comma-separated (missing ones left out).
 
     By module, not distribution: tensorflow is installed as tensorflow-cpu."""
     found = []
     for name in modules:
         try:
-            found.append(f"{name} {importlib.import_module(name).__version__}")
+            found.append(f"{NAMES.get(name, name)} {importlib.import_module(name).__version__}")
         except (ImportError, AttributeError):
             continue
     return ", ".join(found)

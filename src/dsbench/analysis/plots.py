@@ -138,9 +138,10 @@ def accuracy_vs_shift(table: pd.DataFrame) -> Figure:
 
 
 def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFrame) -> Figure:
-    """Validation accuracy per epoch, mean over each group's seeds."""
+    """Validation accuracy per epoch: one line per group (the mean over its seeds) and a
+    band of ± one std, so a store of thousands of runs draws as many lines as groups."""
     fig, panels = _panels(
-        table, "Learning curves", "epoch", "validation accuracy % (mean over seeds)"
+        table, "Learning curves", "epoch", "validation accuracy % (mean ± std over seeds)"
     )
     colours = _colours(table)
     if history.empty:  # e.g. dataset.val_fraction=0: no validation metric per epoch
@@ -148,20 +149,18 @@ def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFra
         return fig
     keys = table_keys(table)
     merged = history.merge(runs[["run_id", *keys]], on="run_id")
-    curves = merged.groupby([*keys, "step"], dropna=False)["value"].mean()
+    curves = merged.groupby([*keys, "step"], dropna=False)["value"].agg(["mean", "std"])
+    groups = set(curves.droplevel("step").index)
     for ax, rows in panels:
         for _, row in rows.iterrows():
             key = tuple(row[k] for k in keys)
-            if key not in curves.droplevel("step").index:
+            if key not in groups:
                 continue
             curve = curves.loc[key]
-            ax.plot(
-                curve.index,  # step = epoch, from 1
-                100 * curve.to_numpy(),
-                marker="o",
-                color=colours[row["downsample"]],
-                label=label(row, table),
-            )
+            steps, mean, std = curve.index, 100 * curve["mean"], 100 * curve["std"].fillna(0)
+            colour = colours[row["downsample"]]
+            ax.plot(steps, mean, marker="o", markersize=3, color=colour, label=label(row, table))
+            ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
         ax.xaxis.get_major_locator().set_params(integer=True)
     _legend(fig)
     return fig

@@ -68,7 +68,11 @@ def analyze(
     heading = f"# {experiment}: comparison by strategy\n"
     legend = (
         "Mean ± std over seeds (std shown from 2 seeds on, omitted where the seeds agree); "
-        "best of each column in bold.\n"
+        "best of each column in bold. vs max: the difference of the mean test error from max "
+        "pooling with the same head, in percentage points, with its 95 % interval and p from "
+        "Welch's t-test; * where the interval excludes 0 (with few seeds the intervals are "
+        "wide: no * is no evidence of no difference). Train img/s: the epochs after the "
+        "first; infer img/s: after a warm-up batch.\n"
     )
     failures = (
         "Runs that did not finish (not in the table):\n\n" + "".join(f"- {m}\n" for m in missing)

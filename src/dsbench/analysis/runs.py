@@ -5,6 +5,8 @@ Imports neither TensorFlow nor Keras: analysis runs on any machine with the stor
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from dsbench.config import RECORD_ONLY_KEYS, RECORD_ONLY_PREFIXES
@@ -38,7 +40,9 @@ def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "
     parent = resolve_sweep(uri, experiment, sweep)
     clauses = [c for c in (filter_string, parent and f"tags.mlflow.parentRunId = '{parent}'") if c]
     where = " and ".join(clauses)
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+    runs = search(uri, experiment, parent) if not filter_string else None
+    if runs is None:  # a user's filter, or a store that is no SQL database: MLflow's search
+        runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
     if runs.empty or "tags.downsample" not in runs or runs["tags.downsample"].isna().all():
         matching = f" matching {where!r}" if where else ""
         raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
@@ -80,17 +84,135 @@ def resolve_sweep(uri: str, experiment: str, sweep: str) -> str | None:
     return sweep
 
 
-def histories(uri: str, run_ids: list[str], metric: str) -> pd.DataFrame:
-    """One row per (run_id, step) of a per-epoch metric: columns run_id, step, value."""
-    from mlflow import MlflowClient
+HISTORY_CHUNK = 100  # runs per bulk request: the tracking server's own limit
+SQL_CHUNK = 500  # runs per query on a SQL store (well below sqlite's bound-variable limit)
+SERVER_MAX_RESULTS = 25_000  # values per bulk request, the server's maximum
+Rows = list[tuple[str, int, float]]  # run_id, step, value
 
-    client = MlflowClient(tracking_uri=uri)
-    rows = [
-        (run_id, m.step, m.value)
-        for run_id in run_ids
-        for m in client.get_metric_history(run_id, metric)
-    ]
+
+def _sql_store(uri: str) -> Any | None:
+    """The store at `uri` when it is a SQL database MLflow reads itself (sqlite, PostgreSQL,
+    MySQL), else None (a tracking server, a file store)."""
+    from mlflow import MlflowClient
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = MlflowClient(tracking_uri=uri)._tracking_client.store
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def search(uri: str, experiment: str, parent: str | None = None) -> pd.DataFrame | None:
+    """The frame `mlflow.search_runs` gives for the experiment's active runs (or those of
+    one parent run), read from a SQL store in five queries; None for other stores.
+
+    MLflow's search builds an ORM object for every run, param, tag and metric (about 50 s
+    for 10,000 runs of the suite's shape here); this reads the same tables, through MLflow's
+    own table models, as plain rows (results/bench/analysis-scale.md). A test holds the two
+    frames equal.
+    """
+    store = _sql_store(uri)
+    if store is None:
+        return None
+    from mlflow import MlflowClient
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    ids = select(SqlRun.run_uuid).where(
+        SqlRun.experiment_id == int(found.experiment_id), SqlRun.lifecycle_stage == "active"
+    )
+    if parent:
+        children = select(SqlTag.run_uuid).where(
+            SqlTag.key == "mlflow.parentRunId", SqlTag.value == parent
+        )
+        ids = ids.where(SqlRun.run_uuid.in_(children))
+    columns = (SqlRun.experiment_id, SqlRun.status, SqlRun.artifact_uri, SqlRun.start_time)
+    with store.ManagedSessionMaker() as session:
+        connection = session.connection()
+        runs = pd.read_sql(
+            select(SqlRun.run_uuid.label("run_id"), *columns, SqlRun.end_time).where(
+                SqlRun.run_uuid.in_(ids)
+            ),
+            connection,
+        )
+        wide = [runs.set_index("run_id")]
+        for prefix, model in (("metrics", SqlLatestMetric), ("params", SqlParam), ("tags", SqlTag)):
+            fields = [model.run_uuid, model.key, model.value]
+            if model is SqlLatestMetric:
+                fields.append(model.is_nan)
+            long = pd.read_sql(select(*fields).where(model.run_uuid.in_(ids)), connection)
+            if model is SqlLatestMetric:  # MLflow stores NaN as 0 with is_nan set
+                long.loc[long["is_nan"].astype(bool), "value"] = float("nan")
+            table = long.pivot(index="run_uuid", columns="key", values="value")
+            table.columns = [f"{prefix}.{key}" for key in table.columns]
+            wide.append(table)
+    frame = pd.concat(wide, axis=1).rename_axis("run_id").reset_index()
+    frame["experiment_id"] = frame["experiment_id"].astype(str)
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    return frame.sort_values("start_time", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def histories(uri: str, run_ids: list[str], metric: str) -> pd.DataFrame:
+    """One row per (run_id, step) of a per-epoch metric: columns run_id, step, value.
+
+    Read in bulk, whatever the store: a SQL store (sqlite, PostgreSQL) in one query per
+    SQL_CHUNK runs; a tracking server through its bulk-history endpoint, which the MLflow
+    UI's charts read (`get-history-bulk`, HISTORY_CHUNK runs a request: one query on the
+    server; its sampling sibling `get-history-bulk-interval` takes a query per run); any other
+    store with one `get_metric_history` per run. results/bench/analysis-scale.md measures
+    them against one call per run; a test holds them equal to it.
+    """
+    from mlflow import MlflowClient
+    from mlflow.store.tracking.rest_store import RestStore
+
+    store = _sql_store(uri)
+    if store is not None:
+        read, chunk = _sql_history, SQL_CHUNK
+    else:
+        store = MlflowClient(tracking_uri=uri)._tracking_client.store
+        is_server = isinstance(store, RestStore)
+        read, chunk = (_server_history, HISTORY_CHUNK) if is_server else (_one_call_per_run, 1)
+    rows: Rows = []
+    for start in range(0, len(run_ids), chunk):
+        rows += read(store, run_ids[start : start + chunk], metric)
     return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+def _sql_history(store: Any, run_ids: list[str], metric: str) -> Rows:
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+    from sqlalchemy import select
+
+    query = select(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan).where(
+        SqlMetric.key == metric, SqlMetric.run_uuid.in_(run_ids)
+    )
+    with store.ManagedSessionMaker() as session:
+        found = session.execute(query).all()
+    return [(r, int(step), float("nan") if nan else v) for r, step, v, nan in found]
+
+
+def _server_history(store: Any, run_ids: list[str], metric: str) -> Rows:
+    from mlflow.utils.rest_utils import http_request
+
+    response = http_request(
+        store.get_host_creds(),
+        "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
+        "GET",
+        params={"run_id": run_ids, "metric_key": metric, "max_results": SERVER_MAX_RESULTS},
+    )
+    response.raise_for_status()
+    metrics = response.json().get("metrics", [])
+    if len(metrics) >= SERVER_MAX_RESULTS:  # the server cut the answer: ask for fewer runs
+        half = len(run_ids) // 2
+        if not half:
+            raise RuntimeError(f"run {run_ids[0]} logged over {SERVER_MAX_RESULTS} {metric}")
+        return _server_history(store, run_ids[:half], metric) + _server_history(
+            store, run_ids[half:], metric
+        )
+    return [(m["run_id"], int(m.get("step", 0)), float(m["value"])) for m in metrics]
+
+
+def _one_call_per_run(store: Any, run_ids: list[str], metric: str) -> Rows:
+    return [(r, m.step, m.value) for r in run_ids for m in store.get_metric_history(r, metric)]
 
 
 def group_keys(runs: pd.DataFrame) -> list[str]:

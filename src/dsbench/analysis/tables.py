@@ -15,6 +15,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from dsbench.analysis.runs import group_keys, table_keys
+from dsbench.analysis.significance import BASELINE, LEVEL, versus_baseline
 from dsbench.errors import DsbenchError
 
 Column = tuple[str, float, bool]  # title, scale, lower is better
@@ -31,6 +32,7 @@ COST: dict[str, Column] = {
     "steady_images_per_sec": ("train img/s", 1, False),
     "inference_images_per_sec": ("infer img/s", 1, False),
     "total_train_seconds": ("train s", 1, True),  # every epoch, compilation included
+    "stopped_epoch": ("epochs", 1, True),  # trained, early stopping or not
 }
 SHIFT = re.compile(r"test_accuracy_shift(\d+)")
 
@@ -67,7 +69,8 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     table = grouped.agg(["mean", "std"])
     table.columns = [f"{m.removeprefix('metrics.')}_{stat}" for m, stat in table.columns]
     table["seeds"] = done.groupby(keys, dropna=False).size()
-    return table.sort_values("test_error_mean").reset_index()
+    table = table.reset_index().merge(versus_baseline(done, keys), on=keys, how="left")
+    return table.sort_values("test_error_mean", kind="stable").reset_index(drop=True)
 
 
 class Markup(NamedTuple):
@@ -116,7 +119,35 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
             is_best = len(table) > 1 and mean_raw == best[m]  # one row: nothing to compare
             cells.append(markup.bold.format(cell) if is_best else cell)
         out[markup.text(title)] = cells
+        if m == "test_error" and "vs_max_diff" in table:
+            out[markup.text(VERSUS_TITLE)], out["p"] = versus_columns(table, markup)
     return out
+
+
+VERSUS_TITLE = f"vs {BASELINE}, pp [{100 * LEVEL:.0f} % CI]"
+
+
+def versus_columns(table: pd.DataFrame, markup: Markup) -> tuple[list[str], list[str]]:
+    """The difference from max pooling in percentage points with its interval, * where the
+    interval excludes 0, and p; "reference" on max's own rows, – where there is nothing."""
+    cells, ps = [], []
+    for _, row in table.iterrows():
+        if row["downsample"] == BASELINE:
+            cells.append("reference")
+            ps.append("")
+            continue
+        if pd.isna(row["vs_max_diff"]):
+            cells.append("–")
+            ps.append("–")
+            continue
+        cell = f"{100 * row['vs_max_diff']:+.2f}"
+        if not pd.isna(row["vs_max_ci_low"]):
+            low, high = (f"{100 * row[c]:+.2f}" for c in ("vs_max_ci_low", "vs_max_ci_high"))
+            cell += f" [{low}, {high}]" + ("*" if row["vs_max_significant"] else "")
+        cells.append(markup.escape(cell))
+        p = row["vs_max_p"]
+        ps.append("–" if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}")
+    return cells, ps
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -372,7 +372,7 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: li
         [
             f"# Training speed on {name}",
             "",
-            produced_by(f"`{command}`", *libraries),
+            produced_by(f"`{command}`", *libraries) + f" Keras backend: {keras.backend.backend()}.",
             f"The suite ran with {setup}; bare fit and the PyTorch loop in the same precision.",
             "",
             "Steady images/s: median over rounds of the median over the epochs after the first; "

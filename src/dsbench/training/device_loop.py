@@ -43,6 +43,7 @@ class History:
 class DeviceTiming:
     compile_seconds: float = math.nan
     epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None  # no early stopping here: every epoch is trained
 
 
 def fit(

@@ -76,6 +76,7 @@ class Timing(keras.callbacks.Callback):
         self.steps = steps_per_epoch
         self.epochs: list[dict[str, float]] = []
         self.compile_seconds = math.nan
+        self.best_epoch: int | None = None  # set by early stopping: the weights kept
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._t_train = time.perf_counter()
@@ -131,19 +132,37 @@ def fit(
     trainer: TrainerConfig,
     log: Callable[[dict[str, float], int], None],
 ) -> tuple[keras.callbacks.History, Timing]:
-    """Train; `log(metrics, epoch)` gets every epoch's numbers."""
+    """Train; `log(metrics, epoch)` gets every epoch's numbers.
+
+    With trainer.early_stopping_patience, Keras' EarlyStopping watches val_loss, stops after
+    that many epochs without an improvement of min_delta, and restores the best epoch's
+    weights, whether it stopped or reached trainer.epochs; `timing.best_epoch` says which
+    (1-based).
+    """
     steps = math.ceil(len(splits.x_train) / trainer.batch_size)
     timing = Timing(len(splits.x_train), steps)
     has_val = len(splits.x_val) > 0
+    callbacks = [timing, keras.callbacks.TerminateOnNaN(), EpochLogger(timing, log)]
+    stopping = None
+    if trainer.early_stopping_patience:
+        stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=trainer.early_stopping_patience,
+            min_delta=trainer.early_stopping_min_delta,
+            restore_best_weights=True,
+        )
+        callbacks.append(stopping)
     history = model.fit(
         splits.x_train,
         splits.y_train,
         batch_size=trainer.batch_size,
         epochs=trainer.epochs,
         validation_data=(splits.x_val, splits.y_val) if has_val else None,
-        callbacks=[timing, keras.callbacks.TerminateOnNaN(), EpochLogger(timing, log)],
+        callbacks=callbacks,
         verbose=trainer.verbose,
     )
+    if stopping is not None:
+        timing.best_epoch = stopping.best_epoch + 1
     return history, timing
 
 

@@ -128,8 +128,11 @@ def train(cfg: TrainConfig, output_dir: Path | None = None) -> dict[str, Any]:
             "steady_images_per_sec": fit.steady_images_per_sec(timing.epochs),
             "total_train_seconds": sum(e["epoch_seconds"] for e in timing.epochs),
             "train_images": float(len(splits.x_train)),
+            "stopped_epoch": float(len(timing.epochs)),  # the epochs trained
             **robustness,
         }
+        if timing.best_epoch is not None:  # early stopping: the weights evaluated
+            final["best_epoch"] = float(timing.best_epoch)
         peak = fit.peak_memory_bytes()
         if peak is not None:
             final["peak_memory_bytes"] = peak

@@ -1,0 +1,71 @@
+"""Early stopping: a run stops when val_loss stops improving, logs where, and is evaluated
+with the best epoch's weights, not the last one's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import TINY, all_runs, dsbench, store_uri
+
+from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainerConfig
+from dsbench.data.splits import load_splits
+
+pytestmark = pytest.mark.slow  # trains tiny models
+
+# min_delta 10: after the first epoch no val_loss counts as an improvement, so with patience
+# 2 a run stops after its third epoch, and the first epoch's weights are the best.
+STOPPING = ("trainer.early_stopping_patience=2", "trainer.early_stopping_min_delta=10")
+
+
+def test_best_weights_are_restored(shared_data: Path) -> None:
+    import keras
+
+    from dsbench.build.keras_model import build_keras
+    from dsbench.model.plan import plan_model
+    from dsbench.training import fit
+
+    splits = load_splits("mnist", "archive", shared_data / "mnist", None, 0.05, 0, 512, 256)
+    trainer = TrainerConfig(
+        epochs=6, batch_size=64, lr=0.01, early_stopping_patience=2, early_stopping_min_delta=10
+    )
+    fit.configure(trainer)
+    model = build_keras(
+        plan_model(ModelConfig(), DownsampleConfig(), HeadConfig(), 10), (28, 28, 1)
+    )
+    fit.compile_model(model, trainer, 8)
+    logged: list[int] = []
+    history, timing = fit.fit(model, splits, trainer, lambda m, epoch: logged.append(epoch))
+    val_losses = history.history["val_loss"]
+    assert len(val_losses) == 3 and logged == [1, 2, 3]  # stopped after the third epoch
+    assert timing.best_epoch == 1
+    now = model.evaluate(splits.x_val, splits.y_val, verbose=0, return_dict=True)["loss"]
+    assert now == pytest.approx(val_losses[0], rel=1e-4)  # epoch 1's weights, restored
+    assert not np.isclose(val_losses[0], val_losses[-1])  # and they are not the last ones
+    assert keras.backend.backend() == "tensorflow"
+
+
+def test_run_logs_where_it_stopped(shared_data: Path, tmp_path: Path) -> None:
+    uri = store_uri(tmp_path)
+    out = dsbench(
+        "train",
+        *TINY,
+        "trainer.epochs=6",
+        *STOPPING,
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = all_runs(uri)
+    assert run.data.metrics["stopped_epoch"] == 3 and run.data.metrics["best_epoch"] == 1
+    assert run.data.params["trainer.early_stopping_patience"] == "2"
+
+
+def test_early_stopping_needs_a_validation_set(tmp_path: Path) -> None:
+    out = dsbench(
+        "train", "dataset.val_fraction=0", "trainer.early_stopping_patience=3", cwd=tmp_path
+    )
+    assert out.returncode == 2
+    assert "needs a validation set" in out.stderr.strip().splitlines()[-1]
