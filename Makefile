@@ -15,7 +15,7 @@ PORT   ?= 5000
 # default, dsbench.config.default_store_uri, asked only by the targets that need it).
 STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(default_store_uri())')
 
-.PHONY: help install test test-fast lint format run run-sweep reproduce-allconv analyze bench bench-analysis ui server screenshots describe docs clean
+.PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-analysis ui server screenshots describe docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,12 +28,13 @@ APT_PACKAGES := $(if $(shell python3 -c 'import ensurepip' 2>/dev/null && echo y
                 $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-install:  ## install system packages (Debian), .venv with the pinned dependencies and dsbench
+install:  ## install system packages (Debian), .venv with the pinned dependencies (PyTorch: CPU build) and dsbench
 	$(if $(strip $(APT_PACKAGES)),$(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(APT_PACKAGES)))
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $$(grep '^pip==' requirements.lock)
 	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -r requirements-torch.lock  # PyTorch's CPU build
 	$(PY) -m pip install -q --no-deps -e .
 
 test: lint  ## lint, then the whole test suite, what CI runs (~15 min on 2 cores)
@@ -49,6 +50,10 @@ lint:  ## ruff lint + format check
 format:  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+DATASETS ?=
+data:  ## download the official archives, md5-checked, to $(DSBENCH_DATA)/<name> (DATASETS="mnist ...", default all)
+	$(PY) -m dsbench.data fetch $(DATASETS)
 
 run:  ## one training run (defaults: MNIST, convnet, max pool, flatten head); ARGS="key=value ..."
 	$(PY) -m dsbench.train $(ARGS)

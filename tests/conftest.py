@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ from helpers import TINY, dsbench, store_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Nothing in a test reaches beyond 127.0.0.1: archives a test lacks are "fetched" from a port
+# where nothing listens (refused at once), unless the test points at its own mirror.
+os.environ["DSBENCH_MIRROR"] = "http://127.0.0.1:9"
 
 # The session fixtures that train or prepare TFDS: a test using one (directly or through
 # another fixture) is slow, and must say so, so that `make test-fast` trains nothing.

@@ -179,7 +179,7 @@ def test_load_splits_cifar100_archive(cifar100_archive_dir: Path) -> None:
 
 
 def test_load_splits_verifies_md5_by_default(cifar10_archive_dir: Path) -> None:
-    with pytest.raises(DsbenchError, match="has md5"):
+    with pytest.raises(DsbenchError, match="is corrupt: md5"):
         load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.1, 0)
 
 
@@ -200,8 +200,10 @@ def test_md5_mismatch_rejected(info, fixture: str, request: pytest.FixtureReques
     with pytest.raises(DsbenchError) as err:
         load_archives(info, folder)
     msg = _one_line(err)
-    assert f"{folder / archive} has md5 {md5_of(folder / archive)}, expected {official}" in msg
-    assert "re-download the official file" in msg and "dataset.verify_md5=false" in msg
+    assert (
+        f"{folder / archive} is corrupt: md5 {md5_of(folder / archive)}, expected {official}" in msg
+    )
+    assert "delete it to fetch the official file again" in msg and "dataset.verify_md5=false" in msg
 
 
 def test_missing_archive_file(tmp_path: Path) -> None:
@@ -347,9 +349,9 @@ def test_tfds_missing_archive_fails_fast(tmp_path: Path, name: str, archive: str
     with pytest.raises(DsbenchError) as err:
         load_splits(name, "tfds", manual, tmp_path / "tfds", 0.1, 0)
     msg = _one_line(err)
-    # The file name comes from TFDS's own checksum list: same name as the archive reader's.
-    assert f"TFDS manual dir {manual} lacks {archive} for {name}" in msg
-    assert "dataset.source=archive" in msg
+    # Fetched first (from the session's closed mirror port), before TFDS is asked.
+    assert msg.startswith(f"cannot fetch {name} ({archive}) from http://127.0.0.1:9/{name}/")
+    assert f"put the official files in {manual}" in msg
     assert time.monotonic() - start < 60
     assert not (tmp_path / "tfds" / name).exists()
 

@@ -17,7 +17,7 @@ from dsbench.data.archives import load_archives, md5_of
 from dsbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_gz, write_idx_gz
 from dsbench.data.registry import DATASETS
 from dsbench.data.splits import load_splits, split_train_val, take_subset
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError
 
 # md5 of the *decompressed* IDX files, from ../shared/data/SOURCES.md.
 DECOMPRESSED_MD5 = {
@@ -141,20 +141,21 @@ def test_tfds_split_sizes(mnist_tfds: Path, mnist_manual_dir: Path) -> None:
     assert set(np.unique(splits.y_train).tolist()) == set(range(10))
 
 
-def test_tfds_empty_manual_dir_fails_fast(tmp_path: Path) -> None:
+def test_tfds_without_archives_offline_fails_fast(tmp_path: Path) -> None:
+    """No archives, no prepared data, no network (the session's mirror is a closed port):
+    the fetch fails in seconds with one line, before TFDS is asked anything."""
     manual = tmp_path / "manual"
     manual.mkdir()
     start = time.monotonic()
-    with pytest.raises(DsbenchError) as err:
+    with pytest.raises(ExternalError) as err:
         load_splits("mnist", "tfds", manual, tmp_path / "tfds", 0.1, 0)
     msg = str(err.value)
     assert "\n" not in msg
-    assert str(manual) in msg
-    assert "train-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
-    assert "dataset.source=archive" in msg
-    # Only the tensorflow import is paid: no download attempt, no retries.
-    assert time.monotonic() - start < 60
-    assert not (tmp_path / "tfds" / "mnist").exists()
+    assert msg.startswith("cannot fetch mnist (train-images-idx3-ubyte.gz, ")
+    assert "t10k-labels-idx1-ubyte.gz" in msg and "Connection refused" in msg
+    assert f"put the official files in {manual}" in msg
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "tfds").exists()
 
 
 def test_archive_dir_with_tilde(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,9 +165,10 @@ def test_archive_dir_with_tilde(shared_data: Path, monkeypatch: pytest.MonkeyPat
     assert x_train.shape == (60000, 28, 28, 1)
 
 
-def test_tfds_missing_manual_dir(tmp_path: Path) -> None:
-    with pytest.raises(DsbenchError, match="does not exist"):
+def test_tfds_missing_manual_dir_is_created_for_the_fetch(tmp_path: Path) -> None:
+    with pytest.raises(ExternalError, match="cannot fetch mnist"):
         load_splits("mnist", "tfds", tmp_path / "nope", tmp_path / "tfds", 0.1, 0)
+    assert (tmp_path / "nope").is_dir()
 
 
 def test_tfds_bad_checksum(tmp_path: Path, shared_data: Path) -> None:
@@ -222,8 +224,8 @@ def test_wrong_md5(tmp_path: Path, shared_data: Path) -> None:
     msg = str(err.value)
     assert "\n" not in msg
     assert str(folder / "train-labels-idx1-ubyte.gz") in msg
-    assert f"has md5 {md5_of(bad)}, expected d53e105ee54ea40749a09fcbcd1e9432" in msg
-    assert "re-download the official file" in msg
+    assert f"is corrupt: md5 {md5_of(bad)}, expected d53e105ee54ea40749a09fcbcd1e9432" in msg
+    assert "delete it to fetch the official file again" in msg
 
 
 def test_truncated_idx(tmp_path: Path, shared_data: Path) -> None:
@@ -237,7 +239,7 @@ def test_truncated_idx(tmp_path: Path, shared_data: Path) -> None:
     assert "needs 60000 payload bytes, found 100" in msg
     # The full path rejects it earlier, by md5.
     folder = _archive_dir_with(tmp_path, shared_data, "train_labels", path)
-    with pytest.raises(DsbenchError, match=r"has md5 \w+, expected d53e105e"):
+    with pytest.raises(DsbenchError, match=r"is corrupt: md5 \w+, expected d53e105e"):
         load_archives(MNIST, folder)
 
 
@@ -264,7 +266,7 @@ def test_wrong_magic(tmp_path: Path, shared_data: Path) -> None:
     assert str(path) in msg
     assert "magic number 2052, expected 2051 (images) or 2049 (labels)" in msg
     folder = _archive_dir_with(tmp_path, shared_data, "test_images", path)
-    with pytest.raises(DsbenchError, match=r"has md5 \w+, expected 9fb629c4"):
+    with pytest.raises(DsbenchError, match=r"is corrupt: md5 \w+, expected 9fb629c4"):
         load_archives(MNIST, folder)
 
 

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         text = to_markdown(selected(study_runs(args.uri, args.experiment)))
     except DsbenchError as e:
-        cli.fail(str(e))
+        cli.fail_on(e)
     sys.stdout.write(text)
     if args.out:
         with open(args.out, "w") as f:

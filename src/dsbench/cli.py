@@ -1,4 +1,5 @@
-"""Entry-point wrapper: bad input ends with one error line and a non-zero exit.
+"""Entry-point wrapper: bad input ends with one error line and exit 2; a failure from
+outside (a download, the tracking store) with one line and exit 1.
 
 Hydra prints multi-line reports (and tracebacks for errors inside the app); users of a
 benchmark want one line that says what is wrong and what is allowed. Unexpected errors
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError
 
 EXIT_BAD_INPUT = 2
 
@@ -36,9 +37,16 @@ def one_line(e: BaseException) -> str:
     return ": ".join(parts) or "invalid configuration"
 
 
-def fail(message: str) -> NoReturn:
-    print(f"dsbench: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
+EXIT_EXTERNAL = 1  # not the input: a download, the tracking store (errors.ExternalError)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    print(f"dsbench: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def fail_on(e: DsbenchError) -> NoReturn:
+    fail(str(e), EXIT_EXTERNAL if isinstance(e, ExternalError) else EXIT_BAD_INPUT)
 
 
 def _sigterm(signum: int, frame: Any) -> None:
@@ -55,7 +63,7 @@ def exit_on_bad_input() -> Iterator[None]:
     try:
         yield
     except DsbenchError as e:
-        fail(str(e))
+        fail_on(e)
 
 
 def run_app(app: Callable[[], Any]) -> None:
@@ -77,7 +85,9 @@ def run_app(app: Callable[[], Any]) -> None:
             )
             sys.exit(1)
     except DsbenchError as e:
-        fail(str(e))
+        fail_on(e)
+    except sweep.SweepAborted as e:
+        fail(str(e), EXIT_EXTERNAL)
     except (HydraException, OmegaConfBaseException) as e:
         fail(one_line(e))
     except KeyboardInterrupt:

@@ -60,6 +60,9 @@ class DatasetConfig:
     # (random images of the dataset's shape: speed measurements)
     source: str = "tfds"
     archive_dir: str = "data/mnist"  # the official archives; also TFDS's manual dir
+    # Where archives missing from archive_dir are downloaded from (a folder URL); None:
+    # $DSBENCH_MIRROR/<name>/ if set, else the official location (dsbench.data.fetch).
+    url: str | None = None
     tfds_data_dir: str = "~/tensorflow_datasets"
     val_fraction: float = 0.1  # held out of the training set, seeded by split_seed
     split_seed: int = 0  # fixed apart from trainer.seed: every seed sees the same val split
@@ -234,6 +237,12 @@ class TrackingConfig:
     # Skip a job whose config (see `config_hash`) already has a FINISHED run in the
     # experiment, and continue an interrupted sweep in its parent run; false: always train.
     resume: bool = True
+    # A tracking server that stops answering mid-run is retried for about this long, then
+    # the job fails (MLflow's own default is about 4 minutes).
+    retry_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        _positive("tracking.retry_seconds", self.retry_seconds)
 
 
 @dataclass
@@ -314,7 +323,13 @@ def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
 
 # Keys that say where and how a run is recorded, not what it computes: runs that differ only
 # here are the same experiment (the same data is read from another folder, etc.).
-RECORD_ONLY_KEYS = ("trainer.verbose", "dataset.archive_dir", "dataset.tfds_data_dir", "dry_run")
+RECORD_ONLY_KEYS = (
+    "trainer.verbose",
+    "dataset.archive_dir",
+    "dataset.url",
+    "dataset.tfds_data_dir",
+    "dry_run",
+)
 RECORD_ONLY_PREFIXES = ("tracking.",)
 
 

@@ -1,12 +1,20 @@
-"""The one exception type for bad input: its message is printed as one line and the run stops."""
+"""The exceptions printed as one line that stop a run: bad input, and failures from outside."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 
 class DsbenchError(Exception):
     """Bad input (config, data, geometry); the message says what is wrong and what is allowed."""
+
+
+class ExternalError(DsbenchError):
+    """Not the user's input but something the run needs from outside: a download, the
+    tracking server or database, a dataset another process prepares. Also one line, but exit
+    1, not 2; in a sweep it fails that job (a FAILED run with the reason) and the sweep goes on.
+    """
 
 
 def one_line(error: BaseException, limit: int = 400) -> str:
@@ -18,3 +26,16 @@ def one_line(error: BaseException, limit: int = 400) -> str:
 def unknown(what: str, value: object, allowed: Iterable[str]) -> DsbenchError:
     """The error for a name that is not among the allowed ones: what was asked, what exists."""
     return DsbenchError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def connection_reason(e: Exception) -> str:
+    """A failed HTTP request (requests), short: `<url> answered 404 Not Found`, `<url>: [Errno
+    111] Connection refused` instead of the long repr requests nests the cause in."""
+    response = getattr(e, "response", None)
+    if response is not None:
+        return f"{response.url} answered {response.status_code} {response.reason}"
+    text = str(e)
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+|Read timed out|timed out", text)
+    what = found.group(0) if found else f"{type(e).__name__}: {one_line(e, 200)}"
+    request = getattr(e, "request", None)
+    return f"{request.url}: {what}" if request is not None else what

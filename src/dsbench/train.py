@@ -18,9 +18,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dsbench import cli, config
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError
 from dsbench.tracking.resume import finished_run
 from dsbench.tracking.runs import in_sweep, record_failure, run_name
+from dsbench.tracking.store import bound_retries, check_store
 from dsbench.training.run import dry_run, preflight, train
 
 log = logging.getLogger(__name__)
@@ -35,29 +36,38 @@ def _app(cfg: DictConfig) -> float:
         if checked.dry_run:
             dry_run(checked)
             return 0.0
-        preflight(checked)  # names and geometry, before the store is read
-        if checked.tracking.enabled and checked.tracking.resume:
-            done = finished_run(checked)
-            if done is not None:
-                print(
-                    f"dsbench: skipped {run_name(checked)}: already FINISHED as run "
-                    f"{done.info.run_id} (tracking.resume=false trains it again)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return done.data.metrics.get("test_accuracy", float("nan"))
+        preflight(checked)  # names, geometry and sizes, before the store is read
         if not in_sweep():
-            return train(checked, output_dir)["test_accuracy"]
+            return _job(checked, output_dir)
         try:
-            return train(checked, output_dir)["test_accuracy"]
-        except DsbenchError:
-            raise
+            return _job(checked, output_dir)
+        except DsbenchError as e:
+            if not isinstance(e, ExternalError):
+                raise
+            failure: Exception = e  # a download, the store: not the input; the sweep goes on
         except Exception as e:
-            # Its run is marked FAILED with the reason (one is made if it had none yet), so
-            # the sweep counts it and the analysis lists it; the sweep goes on.
-            record_failure(checked, e)
-            log.error("job failed (%s: %s); the sweep goes on", type(e).__name__, e)
-            return float("nan")
+            failure = e
+        # Its run is marked FAILED with the reason (one is made if it had none yet), so the
+        # sweep counts it and the analysis lists it; the sweep goes on.
+        record_failure(checked, failure)
+        log.error("job failed (%s: %s); the sweep goes on", type(failure).__name__, failure)
+        return float("nan")
+
+
+def _job(checked: config.TrainConfig, output_dir: Path) -> float:
+    """Skip the job if it FINISHED before (resume), else train it."""
+    if checked.tracking.enabled:
+        bound_retries(checked.tracking.retry_seconds)
+        check_store(checked.tracking.uri)  # a store that is down: seconds, not minutes
+        if checked.tracking.resume and (done := finished_run(checked)) is not None:
+            print(
+                f"dsbench: skipped {run_name(checked)}: already FINISHED as run "
+                f"{done.info.run_id} (tracking.resume=false trains it again)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return done.data.metrics.get("test_accuracy", float("nan"))
+    return train(checked, output_dir)["test_accuracy"]
 
 
 def main() -> None:

@@ -54,9 +54,9 @@ def load_archives(
         path = archive_dir / file_name
         if verify_md5 and (actual := md5_of(path)) != official_md5:
             raise DsbenchError(
-                f"{info.name} archive {path} has md5 {actual}, expected {official_md5}: "
-                "re-download the official file (only for a deliberately re-packed archive: "
-                "dataset.verify_md5=false)"
+                f"{info.name} archive {path} is corrupt: md5 {actual}, expected {official_md5}: "
+                "delete it to fetch the official file again (only for a deliberately "
+                "re-packed archive: dataset.verify_md5=false)"
             )
         paths[part] = path
 

@@ -23,15 +23,20 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x_train, y_tra
 class DatasetInfo:
     """What dsbench knows about one dataset.
 
-    `files` maps a part name to (official file name, official md5). `reader` turns the
-    md5-verified files ({part: path}) into (x_train, y_train, x_test, y_test), images NHWC
-    uint8: one reader per archive format, so adding a dataset is a new entry plus a reader.
+    `files` maps a part name to (official file name, official md5); `url` is the official
+    folder they are downloaded from (each file is `url` + its name: the URLs TFDS's own
+    builders use, a test checks them against TFDS's checksum files). `sizes` are the training
+    and test examples. `reader` turns the md5-verified files ({part: path}) into (x_train,
+    y_train, x_test, y_test), images NHWC uint8: one reader per archive format, so adding a
+    dataset is a new entry plus a reader.
     """
 
     name: str
     image_shape: tuple[int, int, int]
     num_classes: int
     files: Mapping[str, tuple[str, str]]
+    url: str
+    sizes: tuple[int, int]
     tfds_name: str
     reader: Callable[[Mapping[str, Path]], Arrays]
 
@@ -60,6 +65,8 @@ def _cifar_info(layout: CifarLayout) -> DatasetInfo:
         image_shape=(32, 32, 3),
         num_classes=layout.num_classes,  # CIFAR-100: the 100 fine labels
         files={"archive": (layout.archive, layout.md5)},
+        url="https://www.cs.toronto.edu/~kriz/",
+        sizes=(50_000, 10_000),
         tfds_name=layout.name,  # TFDS's cifar10 / cifar100 read the same binary archives
         reader=_cifar_reader(layout),
     )
@@ -76,6 +83,8 @@ DATASETS: dict[str, DatasetInfo] = {
             "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
             "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
         },
+        url="https://storage.googleapis.com/cvdf-datasets/mnist/",  # a mirror of LeCun's files
+        sizes=(60_000, 10_000),
         tfds_name="mnist",
         reader=_read_idx_archives,
     ),
@@ -89,6 +98,8 @@ DATASETS: dict[str, DatasetInfo] = {
             "test_images": ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
             "test_labels": ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
         },
+        url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # Zalando's own
+        sizes=(60_000, 10_000),
         tfds_name="fashion_mnist",
         reader=_read_idx_archives,
     ),

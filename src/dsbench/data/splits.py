@@ -10,10 +10,12 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
 from dsbench.data.archives import check_arrays, load_archives
+from dsbench.data.fetch import ensure_archives
 from dsbench.data.registry import Arrays, DatasetInfo, get_info
 from dsbench.errors import DsbenchError, unknown
 
@@ -96,6 +98,7 @@ def load_splits(
     train_subset: int | None = None,
     test_subset: int | None = None,
     verify_md5: bool = True,
+    url: str | None = None,
 ) -> Splits:
     """Load dataset `name` from `source` ("tfds", "archive" or "synthetic") and split it.
 
@@ -103,7 +106,10 @@ def load_splits(
       False, see `load_archives`), read by dsbench.
     - "tfds": TFDS prepares the dataset in `tfds_data_dir` offline, using the same official
       files from `archive_dir` as its manual dir (TFDS checks their checksums itself, always:
-      `verify_md5` does not apply).
+      `verify_md5` does not apply). Once prepared, the archives are no longer needed.
+
+    Archives that `archive_dir` lacks (and that a source needs) are fetched first, from `url`
+    or the official location (`dsbench.data.fetch`), before TensorFlow is imported.
     - "synthetic": random uint8 images of the dataset's shape and random labels
       (`synthetic_arrays`): speed measurements without the data (`dsbench.bench`).
 
@@ -128,6 +134,7 @@ def load_splits(
         raise DsbenchError(f"verify_md5={verify_md5!r} is invalid: use true or false")
 
     if source == "archive":
+        ensure_archives(info, archive_dir, url)
         x_train, y_train, x_test, y_test = load_archives(info, archive_dir, verify_md5)
     elif source == "synthetic":
         x_train, y_train, x_test, y_test = synthetic_arrays(info, split_seed)
@@ -137,9 +144,13 @@ def load_splits(
                 "dataset.source=tfds needs a TFDS data dir (dataset.tfds_data_dir): "
                 "set it, or use dataset.source=archive"
             )
+        if not prepared_anywhere(tfds_data_dir, info.tfds_name):  # TFDS will need the files
+            ensure_archives(info, archive_dir, url)
         from dsbench.data.tfds import load_tfds  # imports tensorflow: only on this path
 
-        x_train, y_train, x_test, y_test = load_tfds(info.tfds_name, tfds_data_dir, archive_dir)
+        x_train, y_train, x_test, y_test = load_tfds(
+            info.tfds_name, tfds_data_dir, archive_dir, url
+        )
         check_arrays(info, f"TFDS data in {tfds_data_dir}", x_train, y_train, x_test, y_test)
 
     x_train, y_train, x_val, y_val = split_train_val(x_train, y_train, val_fraction, split_seed)
@@ -151,6 +162,13 @@ def load_splits(
         x_test, y_test, test_subset, _sub_seed(split_seed, 2), "test_subset"
     )
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info=info, source=source)
+
+
+def prepared_anywhere(tfds_data_dir: str | PathLike[str], tfds_name: str) -> bool:
+    """Some version of `tfds_name` is prepared in `tfds_data_dir` (TFDS's layout:
+    <data_dir>/<name>/<version>/dataset_info.json), found without importing TFDS: when none
+    is, the archives are fetched and checked before TensorFlow starts."""
+    return any(Path(tfds_data_dir).expanduser().glob(f"{tfds_name}/*/dataset_info.json"))
 
 
 def synthetic_arrays(info: DatasetInfo, seed: int) -> Arrays:
@@ -167,6 +185,29 @@ def synthetic_arrays(info: DatasetInfo, seed: int) -> Arrays:
 
 def _sub_seed(split_seed: int, stream: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([split_seed, stream])
+
+
+def check_sizes(
+    info: DatasetInfo,
+    source: str,
+    val_fraction: float,
+    train_subset: int | None,
+    test_subset: int | None,
+) -> None:
+    """Subsets that the dataset can fill, checked from its known sizes before loading it."""
+    n_train, n_test = SYNTHETIC_SIZES if source == "synthetic" else info.sizes
+    left = n_train - round(val_fraction * n_train)
+    if train_subset is not None and train_subset > left:
+        raise DsbenchError(
+            f"dataset.train_subset={train_subset} is larger than the {left} {info.name} "
+            f"training examples left beside the validation set (val_fraction={val_fraction}): "
+            f"use at most {left}, or null for all"
+        )
+    if test_subset is not None and test_subset > n_test:
+        raise DsbenchError(
+            f"dataset.test_subset={test_subset} is larger than the {n_test} {info.name} test "
+            f"examples: use at most {n_test}, or null for all"
+        )
 
 
 def check_subset(k: int | None, what: str = "subset") -> None:

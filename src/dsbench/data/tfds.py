@@ -1,4 +1,4 @@
-"""Load a dataset through tensorflow-datasets, offline, from the official archives.
+"""Load a dataset through tensorflow-datasets, prepared from the official archives.
 
 The only module of the data stage that imports tensorflow / tensorflow_datasets; it does so
 inside the functions so that importing it stays cheap.
@@ -16,15 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from dsbench.errors import DsbenchError, one_line
+from dsbench.data.fetch import ensure_archives
+from dsbench.data.registry import DATASETS
+from dsbench.errors import DsbenchError, ExternalError, one_line
+from dsbench.quiet import import_quietly
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _import_tfds() -> Any:
-    # Must be set before tensorflow is first imported to silence its C++ log lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow_datasets as tfds
+    # TFDS imports TensorFlow lazily, at first use: import it here, quietly.
+    _, tfds = import_quietly("tensorflow", "tensorflow_datasets")
 
     tfds.disable_progress_bar()
     return tfds
@@ -41,30 +43,58 @@ def _builder(tfds: Any, name: str, data_dir: str | PathLike[str]) -> Any:
         ) from e
 
 
-def prepare_tfds(name: str, data_dir: str | PathLike[str], manual_dir: str | PathLike[str]) -> None:
+def prepare_tfds(
+    name: str,
+    data_dir: str | PathLike[str],
+    manual_dir: str | PathLike[str],
+    url: str | None = None,
+) -> None:
     """Prepare TFDS dataset `name` in `data_dir` from the official archives in `manual_dir`.
 
-    Does nothing when `data_dir` already holds the prepared dataset. Never downloads: the
-    archives must be in `manual_dir` (checked first, because without them TFDS would try the
-    network, which hangs or fails slowly on offline machines).
+    Does nothing when `data_dir` already holds the prepared dataset. TFDS itself never
+    downloads: archives that `manual_dir` lacks are fetched by `dsbench.data.fetch` (from
+    `url` or the official location, md5-checked), then TFDS reads them from there.
+
+    Safe from many processes at once (joblib jobs, several sweeps): TFDS's own first prepare
+    is not (all but one fail to rename its `incomplete.*` folder), so they take turns under a
+    file lock in `data_dir`; the first prepares, the others find the dataset prepared.
     """
     tfds = _import_tfds()
-    builder = _builder(tfds, name, data_dir)
-    # is_prepared() logs a warning for a folder that does not exist yet: look first.
-    if builder.data_path.exists() and builder.is_prepared():
+    if _is_prepared(tfds, name, data_dir):
         return
+    folder = Path(data_dir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DsbenchError(
+            f"TFDS data dir {folder} cannot be created ({e.strerror}): "
+            "use a writable dataset.tfds_data_dir"
+        ) from None
+    from filelock import FileLock
 
-    manual = Path(manual_dir).expanduser()
-    fix = f"place the official archives in {manual} or use dataset.source=archive"
+    with FileLock(folder / f".dsbench-{name}.lock"):
+        if not _is_prepared(tfds, name, data_dir):  # another process may have done it
+            _prepare(tfds, name, data_dir, Path(manual_dir).expanduser(), url)
+
+
+def _is_prepared(tfds: Any, name: str, data_dir: str | PathLike[str]) -> bool:
+    builder = _builder(tfds, name, data_dir)  # a new builder: it reads data_dir as it is now
+    # is_prepared() logs a warning for a folder that does not exist yet: look first.
+    return builder.data_path.exists() and builder.is_prepared()
+
+
+def _prepare(
+    tfds: Any, name: str, data_dir: str | PathLike[str], manual: Path, url: str | None
+) -> None:
+    builder = _builder(tfds, name, data_dir)
     # The file names TFDS looks for in manual_dir are those of its own checksum file.
     url_infos = builder.url_infos or {}
     wanted = sorted({info.filename for info in url_infos.values() if info.filename})
-    if not manual.is_dir():
-        raise DsbenchError(
-            f"TFDS manual dir {manual} does not exist; {name} needs {', '.join(wanted)}: {fix}"
-        )
+    if name in DATASETS and DATASETS[name].tfds_name == name:
+        ensure_archives(DATASETS[name], manual, url)  # md5-checked, as on the archive path
+    fix = f"place the official archives in {manual} or use dataset.source=archive"
     missing = [f for f in wanted if not (manual / f).is_file()]
-    if missing:
+    if missing:  # a TFDS dataset dsbench has no registry entry (and no URLs) for
         raise DsbenchError(
             f"TFDS manual dir {manual} lacks {', '.join(missing)} for {name} "
             f"(TFDS would try to download them; dsbench stays offline): {fix}"
@@ -90,9 +120,9 @@ def prepare_tfds(name: str, data_dir: str | PathLike[str], manual_dir: str | Pat
                 f"TFDS could not prepare {name}: {first} (size or sha256 differs from the "
                 f"checksums TFDS ships): {fix} (official files, unmodified)"
             ) from e
-        raise DsbenchError(
-            f"TFDS could not prepare {name} in {data_dir} from {manual} ({one_line(e)}): "
-            f"{fix} (official files, unmodified)"
+        # Not the archives' fault (they passed TFDS's checksums): an I/O error, a full disk.
+        raise ExternalError(
+            f"TFDS could not prepare {name} in {data_dir} from {manual}: {one_line(e)}"
         ) from e
 
 
@@ -105,7 +135,7 @@ def read_tfds(name: str, data_dir: str | PathLike[str]) -> Arrays:
         x_train, y_train = tfds.as_numpy(train)
         x_test, y_test = tfds.as_numpy(test)
     except Exception as e:
-        raise DsbenchError(
+        raise ExternalError(
             f"TFDS could not read {name} from {data_dir} ({one_line(e)}): "
             f"delete {data_dir} to prepare it again, or use dataset.source=archive"
         ) from e
@@ -117,13 +147,19 @@ def read_tfds(name: str, data_dir: str | PathLike[str]) -> Arrays:
     )
 
 
-def load_tfds(name: str, data_dir: str | PathLike[str], manual_dir: str | PathLike[str]) -> Arrays:
-    """Prepare (offline, from `manual_dir`) if needed, then read TFDS dataset `name`.
+def load_tfds(
+    name: str,
+    data_dir: str | PathLike[str],
+    manual_dir: str | PathLike[str],
+    url: str | None = None,
+) -> Arrays:
+    """Prepare (from the archives in `manual_dir`, see `prepare_tfds`) if needed, then read
+    TFDS dataset `name`.
 
     Returns (x_train, y_train, x_test, y_test): images uint8 NHWC, labels uint8 (N,).
     TFDS stores examples in its own order, not the archive's.
     """
-    prepare_tfds(name, data_dir, manual_dir)
+    prepare_tfds(name, data_dir, manual_dir, url)
     return read_tfds(name, data_dir)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsbench.config import TrainConfig, config_hash
-from dsbench.tracking.store import deleted_error, store_exists
+from dsbench.tracking.store import deleted_error, ready_store, store_exists
 
 
 def finished_run(cfg: TrainConfig) -> Any | None:
@@ -20,6 +20,7 @@ def finished_run(cfg: TrainConfig) -> Any | None:
     """
     if not store_exists(cfg.tracking.uri):
         return None
+    ready_store(cfg.tracking.uri)  # a store another process is creating right now
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=cfg.tracking.uri)

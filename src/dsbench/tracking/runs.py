@@ -82,13 +82,19 @@ class Tracker:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self._pending: Any = None  # the last batch written off the training thread
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
             import mlflow
 
+            # The previous batch is long written by now; if the store went away it failed
+            # (after MLflow's bounded retries) and this raises: the job stops instead of
+            # training on with every batch queued for retries.
+            if self._pending is not None:
+                self._pending.wait()
             # One batched call; written off the training thread.
-            mlflow.log_metrics(metrics, step=step, synchronous=False)
+            self._pending = mlflow.log_metrics(metrics, step=step, synchronous=False)
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self.enabled:
@@ -135,12 +141,25 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
     try:
         yield Tracker(enabled=True)
     except KeyboardInterrupt:
-        mlflow.set_tag("failure_reason", "interrupted (Ctrl-C or SIGTERM)")
-        mlflow.end_run("KILLED")
+        _end(mlflow, "KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise
     except BaseException as e:
-        mlflow.set_tag("failure_reason", _reason(e))
-        mlflow.end_run("FAILED")
-        e.add_note(RECORDED)
+        if _end(mlflow, "FAILED", _reason(e)):
+            e.add_note(RECORDED)
         raise
     mlflow.end_run("FINISHED")
+
+
+def _end(mlflow: Any, status: str, reason: str) -> bool:
+    """End the active run with `status` and its reason; False if the store cannot be
+    reached (the error that ended the run is the one to report, not this one)."""
+    done = True
+    # end_run also when the tag failed: it takes the run off MLflow's active-run stack first,
+    # so that the next job of this process can start its own.
+    for step in (lambda: mlflow.set_tag("failure_reason", reason), lambda: mlflow.end_run(status)):
+        try:
+            step()
+        except Exception as e:
+            log.error("could not mark the run %s in the store (%s)", status, _reason(e))
+            done = False
+    return done

@@ -1,4 +1,11 @@
-"""The MLflow store: pointed at, checked before training is spent, and its experiment.
+"""The MLflow store: checked before data is loaded, created once, and its experiment.
+
+- `check_store`: a store this run can use, found out in seconds (a local folder we can
+  write, a server that answers, a database that accepts us), before data or a model is
+  loaded; MLflow's own retries would take minutes to say the same.
+- `ready_store`: the store's schema created by exactly one process when many start on a
+  fresh store at once (MLflow's first use of a sqlite file or database races otherwise).
+- `bound_retries`: how long MLflow retries a server that stops answering mid-run.
 
 Kept free of Keras (as all of dsbench.tracking) so that Hydra can load the sweep callback
 before the Keras backend is chosen.
@@ -6,12 +13,18 @@ before the Keras backend is chosen.
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 from dsbench.config import TrackingConfig
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError, connection_reason, one_line
+
+CHECK_TIMEOUT = 5  # seconds a server or database has to answer the check
+DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's SQL stores besides sqlite
+_ready: set[str] = set()  # stores this process has seen initialised
 
 
 def open_experiment(tracking: TrackingConfig) -> str:
@@ -19,6 +32,7 @@ def open_experiment(tracking: TrackingConfig) -> str:
     import mlflow
 
     check_writable(tracking.uri)
+    ready_store(tracking.uri)
     mlflow.set_tracking_uri(tracking.uri)
     try:
         experiment_id = mlflow.set_experiment(tracking.experiment).experiment_id
@@ -70,3 +84,116 @@ def check_writable(uri: str) -> None:
             f"tracking.uri {uri}: folder {folder} does not exist or is not writable; "
             "use an existing writable folder, e.g. tracking.uri=sqlite:///mlflow.db"
         )
+
+
+def redacted(uri: str) -> str:
+    """The URI without its password, for messages."""
+    parsed = urlparse(uri)
+    if parsed.password:
+        return uri.replace(f":{parsed.password}@", ":***@", 1)
+    return uri
+
+
+def check_store(uri: str) -> None:
+    """Refuse a store this run cannot use, within seconds: a local store's folder must be
+    writable (bad input), a server must answer /health and a database must accept a
+    connection (else ExternalError, naming the URI, the cause and what to do)."""
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if local_store(uri) is not None:
+        check_writable(uri)
+    elif scheme in ("http", "https"):
+        _check_server(uri)
+    elif scheme in DATABASES:
+        _check_database(uri)
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    try:
+        response = requests.get(
+            uri.rstrip("/") + "/health",
+            timeout=CHECK_TIMEOUT,
+            auth=(user, password) if user and password else None,
+        )
+    except requests.RequestException as e:
+        raise ExternalError(
+            f"tracking server {redacted(uri)} is unreachable ({connection_reason(e)}): start "
+            "it (make server), or point tracking.uri at a running one"
+        ) from None
+    if response.status_code in (401, 403):
+        raise ExternalError(
+            f"tracking server {redacted(uri)} refused us (HTTP {response.status_code}): set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+        )
+    if response.status_code != 200:
+        raise ExternalError(
+            f"tracking server {redacted(uri)} answered /health with HTTP "
+            f"{response.status_code}: is tracking.uri an MLflow server (make server)?"
+        )
+
+
+def _check_database(uri: str) -> None:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    timeout = {"connect_timeout": CHECK_TIMEOUT} if uri.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=timeout)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
+        cause = one_line(getattr(e, "orig", None) or e, 300)
+        raise ExternalError(
+            f"tracking database {redacted(uri)} cannot be used ({cause}): start it (or "
+            "create the database), check host, port, user and password in tracking.uri"
+        ) from None
+
+
+def ready_store(uri: str) -> None:
+    """Make sure the store's schema exists, created by one process only.
+
+    MLflow creates (and migrates) the tables on a store's first use; processes that do it at
+    the same moment fail (`table … already exists`, `alembic_version` mismatches). A sqlite
+    store is initialised under a file lock beside it; a database (many hosts, no shared
+    lock) is retried until the process that won has finished.
+    """
+    if uri in _ready:
+        return
+    from mlflow import MlflowClient
+
+    def touch() -> None:  # builds the store: creates or checks the schema
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme == "sqlite":
+        from filelock import FileLock
+
+        with FileLock(f"{local_store(uri)}.lock"):
+            touch()
+    elif scheme in DATABASES:
+        for attempt in range(6):
+            try:
+                touch()
+                break
+            except Exception:
+                if attempt == 5:
+                    raise
+                time.sleep(2**attempt)  # 1 + 2 + … + 16 s: long enough for a migration
+    _ready.add(uri)
+
+
+def bound_retries(seconds: float) -> None:
+    """Retry a tracking server that stops answering for about `seconds`, then fail.
+
+    MLflow's defaults (7 retries, backoff factor 2) wait about 4 minutes. urllib3 sleeps 0,
+    2, 4, … s between k retries with backoff factor 1: 2^k − 2 s in all.
+    """
+    retries = max(1, min(10, round(math.log2(seconds + 2))))  # MLflow caps retries at 10
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(CHECK_TIMEOUT, min(120, int(seconds))))

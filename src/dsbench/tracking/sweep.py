@@ -17,10 +17,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from dsbench.config import TrackingConfig, short_hash, validate
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError, one_line
 from dsbench.provenance import git_commit
 from dsbench.tracking.runs import PARENT_ENV
-from dsbench.tracking.store import open_experiment
+from dsbench.tracking.store import bound_retries, check_store, open_experiment
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,28 @@ class SweepParentRun(Callback):
     """Hydra callback: a multirun is one parent MLflow run; its jobs are nested runs."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Hydra only warns when a callback raises; with bad input (a config, an unusable or
-        # deleted store), open no parent and let the first job stop the sweep with the error.
+        # Hydra turns an Exception raised here into a warning and runs the jobs unnested:
+        # a parent that cannot be made stops the sweep instead (SweepAborted is no Exception).
+        # Bad input (a config, a deleted store) opens no parent: the first job reports it.
         job_part = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             cfg = validate(job_part)
             if not cfg.tracking.enabled or cfg.dry_run:
                 return
+            bound_retries(cfg.tracking.retry_seconds)
+            check_store(cfg.tracking.uri)
             experiment_id = open_experiment(cfg.tracking)
+            self._open(config, cfg, experiment_id)
+        except ExternalError as e:
+            raise SweepAborted(f"cannot start the sweep's parent run: {e}") from None
         except DsbenchError:
             return
+        except Exception as e:
+            raise SweepAborted(
+                f"cannot start the sweep's parent run: {type(e).__name__}: {one_line(e)}"
+            ) from e
+
+    def _open(self, config: DictConfig, cfg: Any, experiment_id: str) -> None:
         from mlflow import MlflowClient
 
         client = MlflowClient()
@@ -104,7 +116,18 @@ class SweepParentRun(Callback):
         state.parent, state.tracking = run_id, cfg.tracking
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        close_sweep(aborted=False)
+        try:
+            close_sweep(aborted=False)
+        except Exception as e:  # the store went away: say so, exit ≠ 0 (Hydra would warn)
+            raise SweepAborted(
+                f"cannot close the sweep's parent run: {type(e).__name__}: {one_line(e)}"
+            ) from e
+
+
+class SweepAborted(BaseException):
+    """The sweep cannot go on (its parent run cannot be made or closed): the CLI prints the
+    message as one line and exits 1. A BaseException, because Hydra turns an Exception that
+    a callback raises into a warning and carries on."""
 
 
 def _end_abandoned_jobs(client: Any, experiment_id: str, parent: str) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 from dsbench.errors import DsbenchError
+from dsbench.quiet import import_quietly
 
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax"}
 
@@ -24,7 +24,7 @@ def select_backend(backend: str) -> None:
     module = BACKEND_MODULES[backend]
     set_backend(backend)
     try:
-        importlib.import_module(module)  # Keras imports it next anyway
+        import_quietly(module, "keras")  # the backend first, then Keras on it
     except ImportError as e:
         raise DsbenchError(
             f"trainer.backend={backend} but {module} cannot be imported ({e}); install it "

@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 from dsbench.config import TrainConfig, flatten
 from dsbench.data.preprocess import springenberg_preprocess
 from dsbench.data.registry import DatasetInfo, get_info
-from dsbench.data.splits import load_splits
+from dsbench.data.splits import check_sizes, load_splits
+from dsbench.errors import DsbenchError
 from dsbench.model.layers import LayerSpec, Shape
 from dsbench.model.plan import (
     Plan,
@@ -31,7 +32,7 @@ from dsbench.model.plan import (
 from dsbench.provenance import git_commit
 from dsbench.studies import springenberg2015
 from dsbench.tracking import runs as tracking
-from dsbench.tracking.store import check_writable, open_experiment
+from dsbench.tracking.store import check_store, open_experiment
 from dsbench.training.backend import select_backend, set_backend
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,47 @@ def preflight(cfg: TrainConfig) -> Planned:
     """The dataset and model a config names, the model's geometry traced: bad names and
     sizes stop here, in pure Python."""
     info = get_info(cfg.dataset.name)
+    check_fits(cfg, info)
     plan = plan_from_config(cfg, info.image_shape, info.num_classes)
     return Planned(info, plan, trace(plan, info.image_shape))
+
+
+def check_fits(cfg: TrainConfig, info: DatasetInfo) -> None:
+    """Sizes that only make sense within the data: subsets, shifts, padding, batches."""
+    data = cfg.dataset
+    check_sizes(info, data.source, data.val_fraction, data.train_subset, data.test_subset)
+    side = min(info.image_shape[:2])
+    h, w = info.image_shape[:2]
+    shifts = {
+        "trainer.augment_translate": [cfg.trainer.augment_translate],
+        "evaluation.shifts": cfg.evaluation.shifts,
+        "evaluation.consistency_shift": [cfg.evaluation.consistency_shift],
+    }
+    for key, values in shifts.items():
+        if any(k >= side for k in values):
+            raise DsbenchError(
+                f"{key}={values if len(values) > 1 else values[0]} px would move the "
+                f"{h}×{w} {info.name} images out of view: use at most {side - 1}"
+            )
+    if cfg.model.pad_to is not None and cfg.model.pad_to < max(h, w):
+        raise DsbenchError(
+            f"model.pad_to={cfg.model.pad_to} is smaller than the {h}×{w} {info.name} images "
+            f"(it zero-pads, never crops): use at least {max(h, w)}, or null"
+        )
+    subset = data.train_subset
+    if cfg.trainer.loop == "device" and subset is not None and cfg.trainer.batch_size > subset:
+        raise DsbenchError(
+            f"trainer.batch_size={cfg.trainer.batch_size} is larger than the "
+            f"{data.train_subset} training examples: the device loop would train no step; "
+            f"use at most {data.train_subset}"
+        )
 
 
 def train(cfg: TrainConfig, output_dir: Path | None = None) -> dict[str, Any]:
     """Train and evaluate one model; returns the final metrics."""
     planned = preflight(cfg)
     if cfg.tracking.enabled:
-        check_writable(cfg.tracking.uri)  # a local store we could not write
+        check_store(cfg.tracking.uri)  # unwritable, down or refusing: before the data loads
     set_backend(cfg.trainer.backend)
     splits = load_splits(  # the archive path reads numpy only: bad data stops before Keras
         cfg.dataset.name,
@@ -70,6 +103,7 @@ def train(cfg: TrainConfig, output_dir: Path | None = None) -> dict[str, Any]:
         cfg.dataset.train_subset,
         cfg.dataset.test_subset,
         verify_md5=cfg.dataset.verify_md5,
+        url=cfg.dataset.url,
     )
     if cfg.dataset.preprocess == "gcn_zca":
         splits = springenberg_preprocess(splits)  # ZCA fitted on the training split only

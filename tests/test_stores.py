@@ -1,0 +1,172 @@
+"""A tracking store that cannot be used is found before any data is loaded, in seconds, with
+one line: a server that is down, a database that refuses or is down, and a sweep whose parent
+run cannot be made (exit 1, no jobs run unnested). Against a real `mlflow server` and a real
+PostgreSQL that the tests start and then stop.
+
+Every case points `dataset.archive_dir` at a folder that does not exist, with no network (the
+session's mirror is a closed port): had the data been loaded first, the error would be the
+fetch's, and the folder would have been created.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import TINY, dsbench
+from services import make_server, postgres
+
+from dsbench.errors import ExternalError
+from dsbench.tools.ui import free_port
+from dsbench.tracking.store import check_store
+
+
+def _train(tmp_path: Path, uri: str, *flags: str):
+    start = time.monotonic()
+    out = dsbench(
+        "train",
+        *flags,
+        *TINY,
+        f"dataset.archive_dir={tmp_path / 'absent'}",
+        f"tracking.uri={uri}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    return out, time.monotonic() - start
+
+
+def _one_line(out, tmp_path: Path) -> str:
+    assert out.returncode == 1, out.stderr[-3000:]  # not bad input: exit 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr[-3000:]
+    assert lines[0].startswith("dsbench: error: ")
+    assert not (tmp_path / "absent").exists()  # no data was loaded
+    return lines[0]
+
+
+def test_server_that_is_not_there(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    out, seconds = _train(tmp_path, url)
+    line = _one_line(out, tmp_path)
+    assert line == (
+        f"dsbench: error: tracking server {url} is unreachable ({url}/health: [Errno 111] "
+        "Connection refused): start it (make server), or point tracking.uri at a running one"
+    )
+    assert seconds < 15
+
+
+def test_database_that_is_not_there(tmp_path: Path) -> None:
+    port = free_port()
+    out, seconds = _train(tmp_path, f"postgresql://dsbench:secret@127.0.0.1:{port}/mlflow")
+    line = _one_line(out, tmp_path)
+    assert line.startswith(
+        f"dsbench: error: tracking database postgresql://dsbench:***@127.0.0.1:{port}/mlflow "
+        "cannot be used ("
+    ), line
+    assert "secret" not in line  # the password is not printed
+    assert "Connection refused" in line
+    assert line.endswith("check host, port, user and password in tracking.uri")
+    assert seconds < 15
+
+
+def test_sweep_without_its_parent_stops(tmp_path: Path) -> None:
+    """Hydra would turn the parent's failure into a warning and run the jobs unnested."""
+    url = f"http://127.0.0.1:{free_port()}"
+    out, seconds = _train(tmp_path, url, "-m", "trainer.seed=0,1")
+    assert out.returncode == 1, out.stderr[-3000:]
+    lines = out.stderr.strip().splitlines()
+    assert lines == [
+        f"dsbench: error: cannot start the sweep's parent run: tracking server {url} is "
+        f"unreachable ({url}/health: [Errno 111] Connection refused): start it (make server), "
+        "or point tracking.uri at a running one"
+    ]
+    assert "Launching" not in out.stdout  # no job started
+    assert seconds < 15
+
+
+@pytest.mark.slow
+def test_server_started_then_stopped(tmp_path: Path) -> None:
+    with make_server(
+        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log"
+    ) as url:
+        check_store(url)  # up: accepted
+    with pytest.raises(ExternalError, match="is unreachable"):
+        check_store(url)
+    out, seconds = _train(tmp_path, url)
+    assert "is unreachable" in _one_line(out, tmp_path)
+    assert seconds < 15
+
+
+@pytest.mark.slow
+def test_database_that_refuses_then_stops(tmp_path: Path) -> None:
+    with postgres() as uri:
+        check_store(uri)  # up, and this user may connect
+        base = uri.rsplit("/", 1)[0]
+        out, seconds = _train(tmp_path, f"{base}/nosuchdb")
+        assert 'database "nosuchdb" does not exist' in _one_line(out, tmp_path)
+        assert seconds < 15
+        stranger = base.replace("dsbench@", "stranger@")
+        out, seconds = _train(tmp_path, f"{stranger}/mlflow")
+        assert 'role "stranger" does not exist' in _one_line(out, tmp_path)
+        assert seconds < 15
+    out, seconds = _train(tmp_path, uri)  # stopped now
+    assert "Connection refused" in _one_line(out, tmp_path)
+    assert seconds < 15
+
+
+@pytest.mark.slow
+def test_server_that_goes_away_mid_sweep(shared_data: Path, tmp_path: Path) -> None:
+    """The server stops while the first job trains: that job fails once MLflow's retries
+    (`tracking.retry_seconds`) are spent, the second fails its store check at once, and the
+    sweep, whose parent can no longer be closed, exits 1 with one line; all in bounded time."""
+    server_db = tmp_path / "server.db"
+    server = make_server(f"sqlite:///{server_db}", tmp_path / "artifacts", tmp_path / "log")
+    url = server.__enter__()
+    command = [
+        sys.executable,
+        "-m",
+        "dsbench.train",
+        "-m",
+        "trainer.seed=0,1",
+        *TINY,
+        "trainer.epochs=60",  # long enough to be stopped in the middle
+        f"dataset.archive_dir={shared_data / 'mnist'}",
+        f"tracking.uri={url}",
+        "tracking.retry_seconds=4",
+        "tracking.system_metrics=false",
+    ]
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while _epochs_logged(server_db) < 2:  # the first job is training and logging
+            assert sweep.poll() is None and time.monotonic() < deadline, sweep.stderr.read()
+            time.sleep(0.5)
+    finally:
+        server.__exit__(None, None, None)
+    stopped = time.monotonic()
+    stdout, stderr = sweep.communicate(timeout=300)
+    assert time.monotonic() - stopped < 120
+    assert sweep.returncode == 1, stderr[-3000:]
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith("dsbench: error: cannot close the sweep's parent run: ")
+    )
+    assert stdout.count("the sweep goes on") == 2, stdout[-3000:]  # both jobs failed, in turn
+    assert "is unreachable" in stdout  # the second one at its store check
+
+
+def _epochs_logged(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute("select count(*) from metrics where key = 'loss'").fetchone()[0]
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return 0
