@@ -14,6 +14,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Nothing in a test reaches beyond 127.0.0.1: archives a test lacks are "fetched" from a port
 # where nothing listens (refused at once), unless the test points at its own mirror.
 os.environ["DSBENCH_MIRROR"] = "http://127.0.0.1:9"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"  # never via a proxy
 
 # The session fixtures that train or prepare TFDS: a test using one (directly or through
 # another fixture) is slow, and must say so, so that `make test-fast` trains nothing.

@@ -20,12 +20,27 @@ TINY = (  # a few hundred images: enough to exercise the whole path in seconds
 )
 
 
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_images_per_sec")
+FINAL_METRICS = ("test_accuracy", "params_total", "flops_per_image", "shift_consistency")
+
+# Runs a module as `python -m` does, then says on stdout whether TensorFlow was imported.
+PROBE_TF = (
+    "import atexit, runpy, sys; atexit.register(lambda: print('tensorflow imported:', "
+    "'tensorflow' in sys.modules, flush=True)); sys.argv = [sys.argv[1], *sys.argv[2:]]; "
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+NO_TF = "tensorflow imported: False"
+
+
 def dsbench(
-    module: str, *overrides: str, cwd: Path, timeout: int = 900
+    module: str, *overrides: str, cwd: Path, timeout: int = 900, probe_tf: bool = False
 ) -> subprocess.CompletedProcess:
+    """`python -m dsbench.<module> overrides…`; with `probe_tf`, stdout ends with NO_TF
+    when the run never imported TensorFlow."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    launch = ["-c", PROBE_TF] if probe_tf else ["-m"]
     return subprocess.run(
-        [sys.executable, "-m", f"dsbench.{module}", *overrides],
+        [sys.executable, *launch, f"dsbench.{module}", *overrides],
         cwd=cwd,
         env=env,
         capture_output=True,

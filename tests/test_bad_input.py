@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import TINY, all_runs, dsbench, store_uri
+from helpers import NO_TF, TINY, all_runs, dsbench, store_uri
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from mlflow.entities import ViewType
@@ -78,6 +78,10 @@ CASES = {
         ["model.pad_to=20"],
         "model.pad_to=20 is smaller than the 28×28 mnist images (it zero-pads, never crops)",
     ),
+    "url that is no URL": (
+        ["dataset.url=/srv/mirror/mnist"],
+        "dataset.url='/srv/mirror/mnist' is not an http:// or https:// URL",
+    ),
     "unwritable store": (
         ["tracking.uri=sqlite:////nonexistent/dir/mlflow.db"],
         "folder /nonexistent/dir does not exist or is not writable",
@@ -134,8 +138,10 @@ def test_bad_config(case: str, shared_data: Path, tmp_path: Path) -> None:
     overrides, expected = CASES[case]
     uri = f"tracking.uri={store_uri(tmp_path)}"
     data = f"dataset.archive_dir={shared_data / 'mnist'}"
-    out = dsbench("train", *TINY, data, uri, *overrides, cwd=tmp_path)
+    out = dsbench("train", *TINY, data, uri, *overrides, cwd=tmp_path, probe_tf=True)
     _assert_one_line_no_store(out, expected, tmp_path)
+    if case != "gpu precision on cpu":  # the one check that needs Keras
+        assert NO_TF in out.stdout  # found before TensorFlow was imported
 
 
 def test_data_dir_without_archives(tmp_path: Path) -> None:
@@ -147,7 +153,9 @@ def test_data_dir_without_archives(tmp_path: Path) -> None:
         f"dataset.archive_dir={empty}",
         f"tracking.uri={store_uri(tmp_path)}",
         cwd=tmp_path,
+        probe_tf=True,
     )
+    assert NO_TF in out.stdout
     # Not bad input: the files are fetched, and offline (the session's mirror is a closed
     # port) that fails with one line naming them, the URL and the folder; exit 1.
     _assert_one_line_no_store(out, "cannot fetch mnist (train-images-idx3-ubyte.gz", tmp_path, 1)
@@ -192,8 +200,10 @@ def test_corrupted_archive(shared_data: Path, tmp_path: Path) -> None:
         f"dataset.archive_dir={archives}",
         f"tracking.uri={store_uri(tmp_path)}",
         cwd=tmp_path,
+        probe_tf=True,
     )
     _assert_one_line_no_store(out, f"archive {labels} is corrupt: md5 ", tmp_path)
+    assert NO_TF in out.stdout
 
 
 def test_truncated_cifar_archive(cifar10_archive_dir: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from helpers import all_runs
+from helpers import NO_TF, PROBE_TF, all_runs
 from mirror import Mirror
 
 from dsbench.data.archives import load_archives, md5_of
@@ -144,7 +144,13 @@ def test_offline_is_one_line_before_tensorflow(tmp_path: Path) -> None:
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # TensorFlow's start-up lines would show
     start = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "dsbench.train", f"tracking.uri=sqlite:///{tmp_path}/m.db"],
+        [
+            sys.executable,
+            "-c",
+            PROBE_TF,
+            "dsbench.train",
+            f"tracking.uri=sqlite:///{tmp_path}/m.db",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -160,6 +166,7 @@ def test_offline_is_one_line_before_tensorflow(tmp_path: Path) -> None:
     assert f"from {url}/mnist/" in line and "Connection refused" in line
     assert f"put the official files in {folder / 'mnist'}" in line
     assert time.monotonic() - start < 60
+    assert out.stdout.strip().endswith(NO_TF)  # found before TensorFlow was imported
     assert not (tmp_path / "m.db").exists()
     assert _leftovers(folder / "mnist") == []
 

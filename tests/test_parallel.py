@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
-from helpers import all_runs
+from helpers import EPOCH_METRICS, FINAL_METRICS, all_runs
 from mirror import Mirror
 
 from dsbench.data.registry import DATASETS
@@ -53,7 +54,7 @@ def test_three_sweeps_of_three_jobs_start_together(shared_data: Path, tmp_path: 
                 "dataset.train_subset=512",
                 "dataset.test_subset=256",
                 "dataset.val_fraction=0.01",
-                "trainer.epochs=1",
+                "trainer.epochs=2",
                 "trainer.verbose=0",
                 f"tracking.uri={uri}",
                 "tracking.experiment=parallel",
@@ -98,6 +99,18 @@ def test_three_sweeps_of_three_jobs_start_together(shared_data: Path, tmp_path: 
         assert j.data.tags["mlflow.parentRunId"] in parents
         assert j.data.tags["data_source"] == "tfds"
         by_seed.setdefault(j.data.tags["seed"], set()).add(j.data.tags["mlflow.parentRunId"])
+    # Nothing lost in the one sqlite file 9 processes wrote at once: every epoch's metrics,
+    # the final ones, the artifacts; and one experiment.
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    assert [e.name for e in client.search_experiments()].count("parallel") == 1
+    for j in jobs:
+        assert set(FINAL_METRICS) <= set(j.data.metrics)
+        for metric in EPOCH_METRICS:
+            steps = [m.step for m in client.get_metric_history(j.info.run_id, metric)]
+            assert steps == [1, 2], (j.info.run_name, metric, steps)
+        assert {"config.yaml", "shapes.md"} <= {
+            a.path for a in client.list_artifacts(j.info.run_id)
+        }
     # Each sweep's jobs under one parent, its own.
     assert sorted(by_seed) == [str(s) for s in range(SWEEPS)]
     assert all(len(p) == 1 for p in by_seed.values())

@@ -1,5 +1,6 @@
-"""Sweeps beyond one process lose nothing: Hydra's joblib launcher into one sqlite file, and
-Hydra's Ray launcher (a local Ray cluster) through `make server` backed by PostgreSQL."""
+"""Sweeps beyond one process lose nothing: Hydra's Ray launcher (a local Ray cluster) through
+`make server` backed by PostgreSQL, and submitit's local executor. (Joblib jobs into one sqlite
+file, several sweeps at once: tests/test_parallel.py.)"""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import TINY, dsbench, store_uri
+from helpers import EPOCH_METRICS, FINAL_METRICS, TINY, dsbench, store_uri
 from services import ROOT, make_server, postgres
-
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_images_per_sec")
-FINAL_METRICS = ("test_accuracy", "params_total", "flops_per_image", "shift_consistency")
 
 
 def assert_sweep_complete(uri: str, experiment: str, jobs: set[tuple[str, str]]) -> None:
@@ -38,29 +36,6 @@ def assert_sweep_complete(uri: str, experiment: str, jobs: set[tuple[str, str]])
             assert steps == [1, 2], (run.info.run_name, metric, steps)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"config.yaml", "shapes.md"} <= artifacts
-
-
-@pytest.mark.slow
-def test_eight_parallel_joblib_jobs_into_one_sqlite_store(shared_data: Path, tmp_path: Path):
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        "-m",
-        *TINY,
-        "trainer.epochs=2",
-        f"dataset.archive_dir={shared_data / 'mnist'}",
-        "downsample=max,avg,conv,strided",
-        "trainer.seed=0,1",
-        f"tracking.uri={uri}",
-        "tracking.experiment=parallel",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=8",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "database is locked" not in out.stdout + out.stderr
-    jobs = {(d, s) for d in ("max", "avg", "conv", "strided") for s in ("0", "1")}
-    assert_sweep_complete(uri, "parallel", jobs)
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """A tracking store that cannot be used is found before any data is loaded, in seconds, with
 one line: a server that is down, a database that refuses or is down, and a sweep whose parent
-run cannot be made (exit 1, no jobs run unnested). Against a real `mlflow server` and a real
-PostgreSQL that the tests start and then stop.
+run cannot be made (exit 1, no jobs run unnested), and a server that goes away mid-sweep.
+Against a real `mlflow server` and a real PostgreSQL that the tests start and then stop.
 
 Every case points `dataset.archive_dir` at a folder that does not exist, with no network (the
 session's mirror is a closed port): had the data been loaded first, the error would be the
@@ -89,19 +89,6 @@ def test_sweep_without_its_parent_stops(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_server_started_then_stopped(tmp_path: Path) -> None:
-    with make_server(
-        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log"
-    ) as url:
-        check_store(url)  # up: accepted
-    with pytest.raises(ExternalError, match="is unreachable"):
-        check_store(url)
-    out, seconds = _train(tmp_path, url)
-    assert "is unreachable" in _one_line(out, tmp_path)
-    assert seconds < 15
-
-
-@pytest.mark.slow
 def test_database_that_refuses_then_stops(tmp_path: Path) -> None:
     with postgres() as uri:
         check_store(uri)  # up, and this user may connect
@@ -126,6 +113,7 @@ def test_server_that_goes_away_mid_sweep(shared_data: Path, tmp_path: Path) -> N
     server_db = tmp_path / "server.db"
     server = make_server(f"sqlite:///{server_db}", tmp_path / "artifacts", tmp_path / "log")
     url = server.__enter__()
+    check_store(url)  # up: accepted
     command = [
         sys.executable,
         "-m",
@@ -160,6 +148,12 @@ def test_server_that_goes_away_mid_sweep(shared_data: Path, tmp_path: Path) -> N
     )
     assert stdout.count("the sweep goes on") == 2, stdout[-3000:]  # both jobs failed, in turn
     assert "is unreachable" in stdout  # the second one at its store check
+    # Stopped now: a new run says so in one line, in seconds, before loading any data.
+    with pytest.raises(ExternalError, match="is unreachable"):
+        check_store(url)
+    out, seconds = _train(tmp_path, url)
+    assert "is unreachable" in _one_line(out, tmp_path)
+    assert seconds < 15
 
 
 def _epochs_logged(db: Path) -> int:

@@ -77,10 +77,12 @@ def run_app(app: Callable[[], Any]) -> None:
     try:
         app()
         aborted = False
-        if sweep.state.failures:  # set when on_multirun_end closed the sweep
+        # Counted by the store when on_multirun_end closed the sweep, and by this process.
+        failures = max(sweep.state.failures, sweep.state.job_failures)
+        if failures:
             print(
-                f"dsbench: {sweep.state.failures} job(s) of the sweep failed; "
-                "their runs carry a failure_reason tag",
+                f"dsbench: {failures} job(s) of the sweep failed; their runs carry a "
+                "failure_reason tag (the log has each reason)",
                 file=sys.stderr,
             )
             sys.exit(1)
@@ -94,4 +96,7 @@ def run_app(app: Callable[[], Any]) -> None:
         print("dsbench: interrupted", file=sys.stderr)
         sys.exit(130)
     finally:
-        sweep.close_sweep(aborted=aborted)
+        try:
+            sweep.close_sweep(aborted=aborted)
+        except Exception as e:  # the store is gone too: say so without a traceback
+            print(f"dsbench: cannot close the sweep's parent run ({one_line(e)})", file=sys.stderr)

@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from dsbench.data.fetch import check_url
 from dsbench.data.splits import SOURCES, check_seed, check_subset, check_val_fraction
 from dsbench.errors import DsbenchError, unknown
 
@@ -80,6 +81,8 @@ class DatasetConfig:
         check_seed(self.split_seed, "dataset.split_seed")
         check_subset(self.train_subset, "dataset.train_subset")
         check_subset(self.test_subset, "dataset.test_subset")
+        if self.url is not None:
+            check_url(self.url)
 
 
 @dataclass

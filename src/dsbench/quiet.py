@@ -4,7 +4,8 @@ Importing TensorFlow prints "All log messages before absl::InitializeLog() is ca
 written to STDERR" and "oneDNN custom operations are on…" (twice) straight to file
 descriptor 2, before any setting can silence them (TF_CPP_MIN_LOG_LEVEL does not). An error
 found after that import would then not be the one line on stderr. So the import runs with
-descriptor 2 pointed at /dev/null; a failing import still raises, and is reported after.
+descriptor 2 pointed at a temporary file, dropped when the import succeeds and written out
+when it fails (so a broken install still says why).
 """
 
 from __future__ import annotations
@@ -12,23 +13,30 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
 
 @contextmanager
-def stderr_closed() -> Iterator[None]:
-    """File descriptor 2 (C++ writes there directly) goes to /dev/null for the block."""
+def stderr_captured() -> Iterator[None]:
+    """File descriptor 2 (C++ writes there directly) goes to a temporary file for the block;
+    what it caught is written to stderr after all if the block raises."""
     sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        try:
+            os.dup2(caught.fileno(), 2)
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            os.write(2, caught.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def import_quietly(*modules: str) -> list[ModuleType]:
@@ -36,5 +44,5 @@ def import_quietly(*modules: str) -> list[ModuleType]:
     if "tensorflow" in sys.modules:
         return [importlib.import_module(m) for m in modules]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its later C++ INFO/WARNING lines
-    with stderr_closed():
+    with stderr_captured():
         return [importlib.import_module(m) for m in modules]

@@ -22,6 +22,7 @@ from dsbench.errors import DsbenchError, ExternalError
 from dsbench.tracking.resume import finished_run
 from dsbench.tracking.runs import in_sweep, record_failure, run_name
 from dsbench.tracking.store import bound_retries, check_store
+from dsbench.tracking.sweep import state as sweep_state
 from dsbench.training.run import dry_run, preflight, train
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def _app(cfg: DictConfig) -> float:
         # Its run is marked FAILED with the reason (one is made if it had none yet), so the
         # sweep counts it and the analysis lists it; the sweep goes on.
         record_failure(checked, failure)
+        sweep_state.job_failures += 1  # counted here too: a sweep may have no store
         log.error("job failed (%s: %s); the sweep goes on", type(failure).__name__, failure)
         return float("nan")
 

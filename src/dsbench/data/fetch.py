@@ -41,12 +41,22 @@ LOCK_TIMEOUT = 3600  # seconds a process waits for another one's download
 def source_url(info: DatasetInfo, url: str | None = None) -> str:
     """The folder URL the files of `info` are fetched from, ending in "/"."""
     if url:
-        base = url
+        base, what = url, "dataset.url"
     elif os.environ.get(MIRROR_ENV):
-        base = f"{os.environ[MIRROR_ENV].rstrip('/')}/{info.name}"
+        base, what = f"{os.environ[MIRROR_ENV].rstrip('/')}/{info.name}", f"${MIRROR_ENV}"
     else:
-        base = info.url
+        base, what = info.url, "the registry"
+    check_url(base, what)
     return base.rstrip("/") + "/"
+
+
+def check_url(url: str, what: str = "dataset.url") -> None:
+    """A folder URL the fetch can use: http:// or https://."""
+    if not url.startswith(("http://", "https://")):
+        raise DsbenchError(
+            f"{what}={url!r} is not an http:// or https:// URL: use one (a local folder "
+            "is served by `python -m http.server`), or put the files in dataset.archive_dir"
+        )
 
 
 def missing_files(info: DatasetInfo, archive_dir: str | PathLike[str]) -> list[str]:
@@ -70,6 +80,7 @@ def ensure_archives(
     folder = Path(archive_dir).expanduser()
     if not missing_files(info, folder):
         return []
+    base = source_url(info, url)  # a bad URL is bad input: before anything is created
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock_path = folder / LOCK_NAME
@@ -82,7 +93,6 @@ def ensure_archives(
         ) from None
     from filelock import FileLock, Timeout
 
-    base = source_url(info, url)
     fetched: list[str] = []
     try:
         with FileLock(lock_path, timeout=LOCK_TIMEOUT):
@@ -94,7 +104,7 @@ def ensure_archives(
     except Timeout:
         raise ExternalError(
             f"waited {LOCK_TIMEOUT} s for another process's download into {folder} "
-            f"(lock {lock_path}): if none is running, delete the lock file"
+            f"(it holds {lock_path}): let it finish, or stop it"
         ) from None
     except ExternalError as e:
         names = ", ".join(missing_files(info, folder))
@@ -111,34 +121,42 @@ def download(url: str, dest: Path, md5: str, progress: bool | None = None) -> No
     import requests
 
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    error = "no attempt"
     try:
-        with open(tmp, "wb") as out:
-            part = _Partial(out)
-            for attempt in range(RETRIES):
-                if attempt:
-                    time.sleep(min(2**attempt, 10))
-                try:
-                    _get(requests, url, part, progress)
-                    break
-                except _Broken as e:  # the server answered, then stopped: resume
-                    error = str(e)
-                except requests.RequestException as e:
-                    error = connection_reason(e)
-                    if e.response is not None and e.response.status_code < 500:
-                        raise ExternalError(error) from None  # 404, 403…: retrying won't help
-            else:
-                raise ExternalError(f"{error} ({RETRIES} attempts)")
-            out.flush()
-            os.fsync(out.fileno())
-        if (actual := part.digest.hexdigest()) != md5:
-            raise ExternalError(
-                f"{url} gave {part.size:,} bytes with md5 {actual}, expected {md5} (the "
-                "published md5): that is not the official file; nothing was kept"
-            )
+        _download(requests, url, tmp, md5, progress)
         os.replace(tmp, dest)
+    except OSError as e:  # a full disk, an I/O error: not the input's fault, one line
+        raise ExternalError(f"cannot write {tmp} ({e.strerror or e})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _download(requests: Any, url: str, tmp: Path, md5: str, progress: bool | None) -> None:
+    """The attempts of `download`, into `tmp`; raises unless it holds the official file.
+    (requests' exceptions are OSErrors too: they are all handled here.)"""
+    error = "no attempt"
+    with open(tmp, "wb") as out:
+        part = _Partial(out)
+        for attempt in range(RETRIES):
+            if attempt:
+                time.sleep(min(2**attempt, 10))
+            try:
+                _get(requests, url, part, progress)
+                break
+            except _Broken as e:  # the server answered, then stopped: resume
+                error = str(e)
+            except requests.RequestException as e:
+                error = connection_reason(e)
+                if e.response is not None and e.response.status_code < 500:
+                    raise ExternalError(error) from None  # 404, 403…: retrying won't help
+        else:
+            raise ExternalError(f"{error} ({RETRIES} attempts)")
+        out.flush()
+        os.fsync(out.fileno())
+    if (actual := part.digest.hexdigest()) != md5:
+        raise ExternalError(
+            f"{url} gave {part.size:,} bytes with md5 {actual}, expected {md5} (the "
+            "published md5): that is not the official file; nothing was kept"
+        )
 
 
 class _Broken(Exception):
@@ -164,7 +182,11 @@ class _Partial:
 
 def _get(requests: Any, url: str, part: _Partial, progress: bool | None) -> None:
     """One attempt: GET the bytes after those `part` holds (all, the first time)."""
-    headers = {"Range": f"bytes={part.size}-"} if part.size else {}
+    # identity: a server must not gzip the .gz bytes again on the way (md5 and Range count
+    # the file's own bytes).
+    headers = {"Accept-Encoding": "identity"}
+    if part.size:
+        headers["Range"] = f"bytes={part.size}-"
     with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
         response.raise_for_status()
         if part.size and response.status_code != 206:  # the server ignores Range: restart

@@ -168,7 +168,8 @@ def prepared_anywhere(tfds_data_dir: str | PathLike[str], tfds_name: str) -> boo
     """Some version of `tfds_name` is prepared in `tfds_data_dir` (TFDS's layout:
     <data_dir>/<name>/<version>/dataset_info.json), found without importing TFDS: when none
     is, the archives are fetched and checked before TensorFlow starts."""
-    return any(Path(tfds_data_dir).expanduser().glob(f"{tfds_name}/*/dataset_info.json"))
+    found = Path(tfds_data_dir).expanduser().glob(f"{tfds_name}/*/dataset_info.json")
+    return any(not p.parent.name.startswith("incomplete.") for p in found)  # not half-done
 
 
 def synthetic_arrays(info: DatasetInfo, seed: int) -> Arrays:

@@ -17,7 +17,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 
 from dsbench.config import TrainConfig, config_hash
-from dsbench.tracking.store import open_experiment
+from dsbench.tracking.store import StoreUnreachable, open_experiment, redacted, store_error
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ def record_failure(cfg: TrainConfig, error: BaseException) -> None:
     store) still leaves a FAILED run with the reason, nested in the sweep."""
     if not cfg.tracking.enabled or RECORDED in getattr(error, "__notes__", ()):
         return
+    if isinstance(error, StoreUnreachable):  # nowhere to record it: the log has it
+        return
     try:
         from mlflow import MlflowClient
 
@@ -78,47 +80,60 @@ def record_failure(cfg: TrainConfig, error: BaseException) -> None:
 
 
 class Tracker:
-    """The open MLflow run of one job (or nothing, with tracking.enabled=false)."""
+    """The open MLflow run of one job (or nothing, with tracking.enabled=false).
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    A store that fails mid-run (after MLflow's bounded retries, `tracking.retry_seconds`)
+    raises ExternalError with one line, not MLflow's multi-line report."""
+
+    def __init__(self, enabled: bool, uri: str = "") -> None:
+        self.enabled, self.uri = enabled, uri
         self._pending: Any = None  # the last batch written off the training thread
+
+    @contextmanager
+    def _store(self) -> Iterator[Any]:
+        import mlflow
+
+        try:
+            yield mlflow
+        except mlflow.exceptions.MlflowException as e:
+            raise store_error(e, f"tracking store {redacted(self.uri)} failed mid-run") from e
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if self.enabled:
-            import mlflow
+            with self._store() as mlflow:
+                # The previous batch is long written by now; if the store went away it
+                # failed and this raises: the job stops instead of training on with every
+                # batch queued for retries.
+                self.flush()
+                # One batched call; written off the training thread.
+                self._pending = mlflow.log_metrics(metrics, step=step, synchronous=False)
 
-            # The previous batch is long written by now; if the store went away it failed
-            # (after MLflow's bounded retries) and this raises: the job stops instead of
-            # training on with every batch queued for retries.
-            if self._pending is not None:
-                self._pending.wait()
-            # One batched call; written off the training thread.
-            self._pending = mlflow.log_metrics(metrics, step=step, synchronous=False)
+    def flush(self) -> None:
+        """Wait for the batch written off the training thread (raises if it failed)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            with self._store():
+                pending.wait()
 
     def log_params(self, params: dict[str, Any]) -> None:
         if self.enabled:
-            import mlflow
-
-            mlflow.log_params(params)
+            with self._store() as mlflow:
+                mlflow.log_params(params)
 
     def log_text(self, text: str, path: str) -> None:
         if self.enabled:
-            import mlflow
-
-            mlflow.log_text(text, path)
+            with self._store() as mlflow:
+                mlflow.log_text(text, path)
 
     def log_artifacts(self, folder: Path, path: str) -> None:
         if self.enabled and folder.is_dir():
-            import mlflow
-
-            mlflow.log_artifacts(str(folder), path)
+            with self._store() as mlflow:
+                mlflow.log_artifacts(str(folder), path)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.enabled:
-            import mlflow
-
-            mlflow.set_tags(tags)
+            with self._store() as mlflow:
+                mlflow.set_tags(tags)
 
 
 @contextmanager
@@ -131,15 +146,20 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
 
     open_experiment(cfg.tracking)
     parent = os.environ.get(PARENT_ENV) if in_sweep() else None
-    run = mlflow.start_run(
-        run_name=run_name(cfg),
-        tags={k: str(v) for k, v in tags.items()},  # a tracking server takes strings only
-        parent_run_id=parent,
-        log_system_metrics=cfg.tracking.system_metrics,
-    )
+    tracker = Tracker(enabled=True, uri=cfg.tracking.uri)
+    with tracker._store():
+        run = mlflow.start_run(
+            run_name=run_name(cfg),
+            tags={k: str(v) for k, v in tags.items()},  # a tracking server takes strings only
+            parent_run_id=parent,
+            log_system_metrics=cfg.tracking.system_metrics,
+        )
     log.info("MLflow run %s (%s) in %s", run.info.run_id, run_name(cfg), cfg.tracking.uri)
     try:
-        yield Tracker(enabled=True)
+        yield tracker
+        # The last metrics (the test results) must be in before the run says FINISHED: a
+        # FINISHED run without them would be skipped by resume for good.
+        tracker.flush()
     except KeyboardInterrupt:
         _end(mlflow, "KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise
@@ -147,7 +167,8 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
         if _end(mlflow, "FAILED", _reason(e)):
             e.add_note(RECORDED)
         raise
-    mlflow.end_run("FINISHED")
+    with tracker._store():
+        mlflow.end_run("FINISHED")
 
 
 def _end(mlflow: Any, status: str, reason: str) -> bool:

@@ -23,6 +23,7 @@ from dsbench.config import TrackingConfig
 from dsbench.errors import DsbenchError, ExternalError, connection_reason, one_line
 
 CHECK_TIMEOUT = 5  # seconds a server or database has to answer the check
+REQUEST_TIMEOUT = 30  # seconds one request to a tracking server may take (MLflow's: 120)
 DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's SQL stores besides sqlite
 _ready: set[str] = set()  # stores this process has seen initialised
 
@@ -40,10 +41,33 @@ def open_experiment(tracking: TrackingConfig) -> str:
             mlflow.set_experiment_tag("mlflow.note.content", tracking.description.strip())
         return experiment_id
     except mlflow.exceptions.MlflowException as e:
-        raise DsbenchError(
-            f"cannot use MLflow experiment {tracking.experiment!r} at {tracking.uri}: "
-            f"{e.message.splitlines()[0]}"
+        raise store_error(
+            e, f"cannot use MLflow experiment {tracking.experiment!r} at {redacted(tracking.uri)}"
         ) from None
+
+
+# MLflow's error codes for a request that was wrong (a bad name, a deleted experiment): the
+# input's fault. Every other code (INTERNAL_ERROR, TEMPORARILY_UNAVAILABLE, a refused
+# connection after the retries, permissions) is the store's, not the input's.
+INPUT_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "RESOURCE_ALREADY_EXISTS",
+    "INVALID_STATE",
+    "BAD_REQUEST",
+}
+
+
+def store_error(e: Exception, what: str) -> DsbenchError:
+    """An MLflow failure as one line: bad input (DsbenchError) or the store's (ExternalError)."""
+    message = " ".join(str(getattr(e, "message", e)).split())[:400]
+    if getattr(e, "error_code", None) in INPUT_ERRORS:
+        return DsbenchError(f"{what}: {message}")
+    return ExternalError(f"{what}: {message}")
+
+
+class StoreUnreachable(ExternalError):
+    """The store check failed: nothing can be recorded there now (not even the failure)."""
 
 
 def deleted_error(tracking: TrackingConfig, experiment_id: str) -> DsbenchError:
@@ -110,26 +134,35 @@ def check_store(uri: str) -> None:
 def _check_server(uri: str) -> None:
     import requests
 
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    env = os.environ.get
+    headers, auth = {}, None
+    if env("MLFLOW_TRACKING_TOKEN"):  # the credentials and TLS settings MLflow itself reads
+        headers["Authorization"] = f"Bearer {env('MLFLOW_TRACKING_TOKEN')}"
+    elif env("MLFLOW_TRACKING_USERNAME") and env("MLFLOW_TRACKING_PASSWORD"):
+        auth = (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD"))
+    insecure = env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true"
+    verify: bool | str = False if insecure else env("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
     try:
         response = requests.get(
             uri.rstrip("/") + "/health",
             timeout=CHECK_TIMEOUT,
-            auth=(user, password) if user and password else None,
+            headers=headers,
+            auth=auth,
+            verify=verify,
+            cert=env("MLFLOW_TRACKING_CLIENT_CERT_PATH"),
         )
     except requests.RequestException as e:
-        raise ExternalError(
+        raise StoreUnreachable(
             f"tracking server {redacted(uri)} is unreachable ({connection_reason(e)}): start "
             "it (make server), or point tracking.uri at a running one"
         ) from None
     if response.status_code in (401, 403):
-        raise ExternalError(
+        raise StoreUnreachable(
             f"tracking server {redacted(uri)} refused us (HTTP {response.status_code}): set "
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
         )
     if response.status_code != 200:
-        raise ExternalError(
+        raise StoreUnreachable(
             f"tracking server {redacted(uri)} answered /health with HTTP "
             f"{response.status_code}: is tracking.uri an MLflow server (make server)?"
         )
@@ -147,7 +180,7 @@ def _check_database(uri: str) -> None:
         engine.dispose()
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as e:
         cause = one_line(getattr(e, "orig", None) or e, 300)
-        raise ExternalError(
+        raise StoreUnreachable(
             f"tracking database {redacted(uri)} cannot be used ({cause}): start it (or "
             "create the database), check host, port, user and password in tracking.uri"
         ) from None
@@ -166,7 +199,13 @@ def ready_store(uri: str) -> None:
     from mlflow import MlflowClient
 
     def touch() -> None:  # builds the store: creates or checks the schema
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        try:
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        except Exception as e:  # not a database, a schema MLflow cannot migrate, a race
+            raise ExternalError(
+                f"tracking store {redacted(uri)} cannot be opened: {type(e).__name__}: "
+                f"{one_line(getattr(e, 'message', e), 300)}"
+            ) from e
 
     scheme = urlparse(uri).scheme.split("+")[0]
     if scheme == "sqlite":
@@ -179,7 +218,7 @@ def ready_store(uri: str) -> None:
             try:
                 touch()
                 break
-            except Exception:
+            except ExternalError:
                 if attempt == 5:
                     raise
                 time.sleep(2**attempt)  # 1 + 2 + … + 16 s: long enough for a migration
@@ -189,11 +228,13 @@ def ready_store(uri: str) -> None:
 def bound_retries(seconds: float) -> None:
     """Retry a tracking server that stops answering for about `seconds`, then fail.
 
-    MLflow's defaults (7 retries, backoff factor 2) wait about 4 minutes. urllib3 sleeps 0,
-    2, 4, … s between k retries with backoff factor 1: 2^k − 2 s in all.
+    MLflow's defaults (7 retries, backoff factor 2, 120 s a request) wait about 4 minutes
+    for a server that refuses, far longer for one that hangs. urllib3 sleeps 0, 2, 4, … s
+    between k retries with backoff factor 1: 2^k − 2 s in all; each request may take up to
+    REQUEST_TIMEOUT more. MLFLOW_HTTP_REQUEST_* variables the user set are kept.
     """
     retries = max(1, min(10, round(math.log2(seconds + 2))))  # MLflow caps retries at 10
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(CHECK_TIMEOUT, min(120, int(seconds))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(REQUEST_TIMEOUT))

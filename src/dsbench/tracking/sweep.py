@@ -52,6 +52,7 @@ class SweepState:
     parent: str | None = None  # the open parent run's id
     tracking: TrackingConfig | None = None  # where it is
     failures: int = 0  # jobs of the last closed sweep that did not finish
+    job_failures: int = 0  # jobs that failed in this process (a sweep without a store too)
 
 
 state = SweepState()
