@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -13,6 +17,7 @@ from hydra import compose, initialize_config_module
 
 from dsbench import allconv, config
 from dsbench.build.summary import describe
+from dsbench.errors import DsbenchError
 from dsbench.studies import springenberg2015 as springenberg
 
 config.register()
@@ -97,25 +102,28 @@ def test_reproduce_allconv_dry_run_expands_the_documented_grid(tmp_path: Path) -
     assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing
 
 
-@pytest.fixture(scope="module")
-def twelve_model_store(cifar10_archive_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The small preset on a generated CIFAR-10 archive: all 12 models, 1 epoch each."""
-    folder = tmp_path_factory.mktemp("allconv")
-    uri = store_uri(folder)
-    out = dsbench(
-        "train",
-        "-m",
+def small_preset(archive_dir: Path) -> list[str]:
+    """The small preset's overrides on a generated CIFAR-10 archive, 1 epoch."""
+    return [
         "experiments=springenberg2015_small",
         "dataset.source=archive",
-        f"dataset.archive_dir={cifar10_archive_dir}",
+        f"dataset.archive_dir={archive_dir}",
         "dataset.verify_md5=false",  # a generated archive cannot have the official md5
         "dataset.train_subset=null",
         "dataset.test_subset=null",
         "trainer.epochs=1",
         "trainer.batch_size=32",
         "trainer.verbose=0",
-        f"tracking.uri={uri}",
-        cwd=folder,
+    ]
+
+
+@pytest.fixture(scope="module")
+def twelve_model_store(cifar10_archive_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The small preset on a generated CIFAR-10 archive: all 12 models, 1 epoch each."""
+    folder = tmp_path_factory.mktemp("allconv")
+    uri = store_uri(folder)
+    out = dsbench(
+        "train", "-m", *small_preset(cifar10_archive_dir), f"tracking.uri={uri}", cwd=folder
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return uri
@@ -134,6 +142,11 @@ def test_every_model_trains_one_epoch_and_logs(twelve_model_store: str) -> None:
     assert all_cnn_c.data.params["trainer.optimizer"] == "sgd"
 
 
+def main_table(text: str) -> str:
+    """The paper-vs-ours table of a report (the lr grid below it has a row per model too)."""
+    return next(part for part in text.split("\n\n") if part.startswith("| dataset | variant"))
+
+
 @pytest.mark.slow
 def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -> None:
     out_file = tmp_path / "table.md"
@@ -148,7 +161,7 @@ def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -
         ]
     )
     text = out_file.read_text()
-    assert text.count("| cifar10 |") == 12
+    assert main_table(text).count("| cifar10 |") == 12
     assert "| All-CNN-C | 0.05 |" in text and "| 9.08 |" in text
 
 
@@ -162,31 +175,239 @@ def test_sweep_analysis_puts_ours_beside_the_paper(twelve_model_store: str) -> N
         tracking_uri=twelve_model_store,
     )
     text = Path(path).read_text()
-    assert text.count("| cifar10 |") == 12
+    assert main_table(text).count("| cifar10 |") == 12
     assert "| All-CNN-C | 0.05 |" in text and "| 9.08 |" in text
-    assert "- springenberg_c: the order of the variants" in text
+    assert (
+        "- **C** (cifar10): ours " in text and "paper (CIFAR-10) All-CNN-C < ConvPool-CNN-C" in text
+    )
+
+
+@pytest.mark.slow
+def test_second_stage_trains_a_seed_at_the_chosen_lr(
+    twelve_model_store: str, cifar10_archive_dir: Path, tmp_path: Path
+) -> None:
+    """`allconv --seeds 1 -- <the grid's overrides>` prints one command per model; run
+    through sh, the one for All-CNN-C adds seed 1 at its lr, and the table reports n=2."""
+    shutil.copy(twelve_model_store.removeprefix("sqlite:///"), tmp_path / "mlflow.db")
+    uri = store_uri(tmp_path)
+    args = ["--uri", uri, "--experiment", "springenberg2015-cifar10"]
+    out = dsbench(
+        "allconv", *args, "--seeds", "1", "--", *small_preset(cifar10_archive_dir), cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    commands = out.stdout.splitlines()
+    assert len(commands) == 12 and all(f"tracking.uri={uri}" in c for c in commands)
+    (all_cnn_c,) = [c for c in commands if "model=springenberg_c downsample=conv " in c]
+    run = subprocess.run(all_cnn_c, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = dsbench("allconv", *args, cwd=tmp_path).stdout
+    assert "| All-CNN-C | 0.05 |" in table and "(n=2) | 9.08 |" in table
+    assert table.count("(n=1)") == 11
+
+
+def run_row(
+    model: str,
+    downsample: str,
+    lr: float,
+    seed: int,
+    val: float,
+    test: float | None,
+    dataset: str = "fashion_mnist",
+    **params: str,
+) -> dict[str, object]:
+    """One run as dsbench.analysis.runs.load_runs gives it (params and tags as strings);
+    test None: it diverged (Keras still logged that epoch's val accuracy)."""
+    done = test is not None
+    paper = springenberg.paper_error(dataset, model, downsample, False)
+    return {
+        "dataset": dataset,
+        "model": model,
+        "downsample": downsample,
+        "seed": str(seed),
+        "status": "FINISHED" if done else "FAILED",
+        "tags.variant": springenberg.variant(model, downsample),
+        "tags.paper_error": None if paper is None else str(paper),
+        "tags.config_hash": f"{dataset}/{model}/{downsample}/{lr}/{seed}",
+        "tags.failure_reason": None if done else "Diverged: loss became nan in epoch 2",
+        "params.trainer.lr": str(lr),
+        "params.trainer.seed": str(seed),
+        "params.trainer.epochs": "5",
+        **{f"params.{k}": v for k, v in params.items()},
+        "metrics.val_accuracy": val,
+        "metrics.test_error": test,
+    }
+
+
+def study(*rows: dict[str, object]) -> pd.DataFrame:
+    return springenberg.study_frame(pd.DataFrame(rows))
 
 
 def test_lr_is_chosen_on_validation_not_test() -> None:
     """Two lrs: the one with the better val accuracy is reported, even with a worse test error."""
-    rows = []
-    for lr, val, test in [(0.1, 0.80, 0.30), (0.01, 0.90, 0.40)]:
-        for seed, jitter in [(0, 0.0), (1, 0.02)]:
-            rows.append(
-                {
-                    "dataset": "cifar10",
-                    "model": "springenberg_c",
-                    "downsample": "conv",
-                    "params.trainer.lr": str(lr),
-                    "metrics.val_accuracy": val,
-                    "metrics.test_error": test + jitter,
-                    "paper_error": 9.08,
-                    "seed": seed,
-                }
-            )
-    table = springenberg.selected(pd.DataFrame(rows))
-    (row,) = table.itertuples()
+    rows = [
+        run_row("springenberg_c", "conv", lr, seed, val, test + jitter, dataset="cifar10")
+        for lr, val, test in [(0.1, 0.80, 0.30), (0.01, 0.90, 0.40)]
+        for seed, jitter in [(0, 0.0), (1, 0.02)]
+    ]
+    (row,) = springenberg.selected(study(*rows)).itertuples()
     assert row.lr == 0.01 and row.seeds == 2
     assert row.test_error_mean == pytest.approx(41.0)
     assert row.test_error_std == pytest.approx(pd.Series([40.0, 42.0]).std())
     assert row.delta == pytest.approx(41.0 - 9.08)
+
+
+def test_seeds_added_at_the_chosen_lr_do_not_move_the_choice() -> None:
+    """The grid (seed 0 at every lr) picks lr 0.1; seed 1, run only at 0.1 and worse on
+    validation, is reported there and does not hand the choice to 0.01. lr 0.25 diverged
+    with the best val accuracy of all: it is not chosen."""
+    runs = study(
+        run_row("springenberg_c", "conv", 0.1, 0, 0.90, 0.10),
+        run_row("springenberg_c", "conv", 0.01, 0, 0.85, 0.14),
+        run_row("springenberg_c", "conv", 0.1, 1, 0.70, 0.12),
+        run_row("springenberg_c", "conv", 0.25, 0, 0.99, None),
+    )
+    (row,) = springenberg.selected(runs).itertuples()
+    assert row.lr == 0.1 and row.val_accuracy == 0.90 and row.seeds == 2
+    assert row.test_error_mean == pytest.approx(11.0) and row.diverged_at_lr == 0
+
+
+def test_a_second_stage_seed_that_diverges_is_shown_not_hidden() -> None:
+    runs = study(
+        run_row("springenberg_c", "max", 0.1, 0, 0.90, 0.10),
+        run_row("springenberg_c", "max", 0.01, 0, 0.85, 0.14),
+        run_row("springenberg_c", "max", 0.1, 1, 0.10, None),
+    )
+    assert "| fashion_mnist | Model C | 0.1 | 90.00 | 10.00 (n=1, 1 diverged) |" in (
+        springenberg.report(runs)
+    )
+
+
+def test_a_model_whose_every_lr_diverged_has_no_result() -> None:
+    runs = study(*(run_row("springenberg_a", "strided", lr, 0, 0.1, None) for lr in (0.25, 0.1)))
+    table = springenberg.selected(runs)
+    (row,) = table.itertuples()
+    assert pd.isna(row.lr) and row.seeds == 0
+    text = springenberg.report(runs)
+    assert "| Strided-CNN-A | every lr diverged |" in text
+    assert "Runs that diverged (loss NaN or infinite): 2." in text
+    assert "- Strided-CNN-A, lr 0.1, seed 0: loss became nan in epoch 2" in text
+    assert springenberg.seed_commands(table, "e", "sqlite:///x.db", "1", ["a=b"]) == [
+        "# Strided-CNN-A: every lr diverged; no lr to train more seeds at"
+    ]
+
+
+def test_a_model_without_a_seed_at_every_lr_still_has_its_row() -> None:
+    runs = study(
+        run_row("springenberg_b", "conv", 0.1, 0, 0.9, 0.1),
+        run_row("springenberg_b", "conv", 0.01, 1, 0.9, 0.1),
+        run_row("springenberg_b", "max", 0.1, 0, 0.9, 0.1),
+    )
+    table = springenberg.selected(runs).set_index("downsample")
+    assert table.at["conv", "note"] == "no seed ran at every lr" and pd.isna(table.at["conv", "lr"])
+    assert table.at["max", "lr"] == 0.1
+
+
+def test_a_config_trained_twice_counts_once() -> None:
+    twice = run_row("springenberg_c", "conv", 0.25, 0, 0.1, None)
+    runs = study(twice, twice, run_row("springenberg_c", "conv", 0.1, 0, 0.9, 0.1))
+    assert int(runs["diverged"].sum()) == 1
+    assert "Runs that diverged (loss NaN or infinite): 1." in springenberg.report(runs)
+
+
+def test_runs_of_one_model_trained_differently_are_refused() -> None:
+    """A second stage with other overrides than the grid's would be averaged in as a seed."""
+    with pytest.raises(
+        DsbenchError, match=r"All-CNN-C \(fashion_mnist\) differ in trainer\.epochs"
+    ):
+        study(
+            run_row("springenberg_c", "conv", 0.1, 0, 0.9, 0.1),
+            {**run_row("springenberg_c", "conv", 0.1, 1, 0.9, 0.1), "params.trainer.epochs": "7"},
+        )
+
+
+def test_no_validation_accuracy_is_refused() -> None:
+    with pytest.raises(DsbenchError, match="no validation accuracy"):
+        study(run_row("springenberg_c", "conv", 0.1, 0, None, 0.1))
+
+
+def four_variants(errors: dict[str, float], seeds: int = 2) -> pd.DataFrame:
+    jitters = [-0.002, 0.002][:seeds] if seeds > 1 else [0.0]
+    return study(
+        *(
+            run_row("springenberg_b", d, 0.05, seed, 0.9, e + jitter)
+            for d, e in errors.items()
+            for seed, jitter in enumerate(jitters)
+        )
+    )
+
+
+def verdict_line(text: str) -> str:
+    return next(x for x in text.splitlines() if x.startswith("- **B** (fashion_mnist): "))
+
+
+def test_verdict_says_whether_the_papers_claims_hold_and_by_how_much() -> None:
+    holds = verdict_line(
+        springenberg.report(
+            four_variants({"conv": 0.091, "convpool": 0.093, "max": 0.102, "strided": 0.110})
+        )
+    )
+    assert (
+        "ours All-CNN-B 9.10 < ConvPool-CNN-B 9.30 < Model B 10.20 < Strided-CNN-B 11.00" in holds
+    )
+    assert "Strided-CNN worst: yes (+0.80 pp)" in holds
+    assert "both better than the base model: yes (+0.90 pp)" in holds
+    assert "the paper's order: yes" in holds and "(seed std up to 0.28 pp)" in holds
+    fails = verdict_line(
+        springenberg.report(
+            four_variants({"conv": 0.120, "convpool": 0.093, "max": 0.102, "strided": 0.095}, 1)
+        )
+    )
+    assert "Strided-CNN worst: no (-2.50 pp)" in fails
+    assert "both better than the base model: no (-1.80 pp)" in fails
+    assert "the paper's order: no" in fails and "n=1: no seed spread" in fails
+
+
+def test_grid_table_shows_every_lr_and_the_divergences() -> None:
+    runs = study(
+        run_row("springenberg_c", "max", 0.25, 0, 0.1, None),
+        run_row("springenberg_c", "max", 0.05, 0, 0.8812, 0.12),
+    )
+    text = springenberg.report(runs)
+    assert "| dataset | variant | lr 0.25 | lr 0.05 |" in text
+    assert "| fashion_mnist | Model C | diverged | 88.12 |" in text
+
+
+def test_seed_commands_train_the_chosen_lr_in_the_same_experiment_and_store() -> None:
+    runs = study(
+        run_row("springenberg_c", "conv", 0.1, 0, 0.90, 0.10),
+        run_row("springenberg_c", "conv", 0.01, 0, 0.85, 0.14),
+    )
+    table = springenberg.selected(runs)
+    (line,) = springenberg.seed_commands(
+        table, "sb-fm", "sqlite:////tmp/a b.db", "1,2", ["experiments=springenberg2015_fashion"]
+    )
+    assert shlex.split(line) == [
+        sys.executable,
+        *("-m", "dsbench.train", "-m", "experiments=springenberg2015_fashion"),
+        *("tracking.experiment=sb-fm", "tracking.uri=sqlite:////tmp/a b.db"),
+        *("dataset=fashion_mnist", "model=springenberg_c", "downsample=conv"),
+        *("trainer.lr=0.1", "trainer.seed=1,2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "one", "--", "a=b"], "--seeds takes seeds separated by commas, like 1,2"),
+        (["--seeds", "", "--", "a=b"], "--seeds takes seeds separated by commas"),
+        (["--seeds", "1"], "--seeds needs the grid's own overrides after --"),
+        (["--seeds", "1", "--", "tracking.uri=x"], "tracking.uri comes from --uri / --experiment"),
+        (["--seeds", "1", "--out", "t.md", "--", "a=b"], "--out writes the table; --seeds prints"),
+        (["--", "trainer.seed=1"], "train overrides after -- go with --seeds"),
+    ],
+)
+def test_allconv_bad_arguments_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    out = dsbench("allconv", "--uri", store_uri(tmp_path), *args, cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "mlflow.db").exists()

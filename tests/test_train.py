@@ -241,22 +241,20 @@ def _statuses(db: Path) -> set[str]:
 @pytest.mark.slow
 def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_path: Path) -> None:
     uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        "-m",
+    sweep = [
         *TINY,
         f"dataset.archive_dir={shared_data / 'mnist'}",
         "trainer.optimizer=sgd",
         "trainer.lr=1e12,0.01",  # the first diverges
         f"tracking.uri={uri}",
-        cwd=tmp_path,
-    )
+    ]
+    out = dsbench("train", "-m", *sweep, cwd=tmp_path)
     assert out.returncode == 1
     assert "1 job(s) of the sweep failed" in out.stderr
     runs = {r.data.params.get("trainer.lr"): r for r in all_runs(uri)}
     diverged, fine = runs["1000000000000.0"], runs["0.01"]
     assert diverged.info.status == "FAILED"
-    assert diverged.data.tags["failure_reason"].startswith("FloatingPointError: loss became")
+    assert diverged.data.tags["failure_reason"].startswith("Diverged: loss became")
     assert fine.info.status == "FINISHED"
     parent = runs[None]
     assert parent.info.status == "FAILED" and parent.data.tags["jobs_failed"] == "1"
@@ -266,7 +264,11 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     )
     text = Path(table).read_text()
     assert "Runs that did not finish" in text
-    assert "FAILED (FloatingPointError: loss became" in text
+    assert "FAILED (Diverged: loss became" in text
+    # Resumed, the diverged job is not trained again: its outcome is known.
+    again = dsbench("train", "-m", *sweep, cwd=tmp_path)
+    assert "skipped mnist/convnet/max+flatten/s0: already diverged as run" in again.stderr
+    assert len([r for r in all_runs(uri) if "dsbench.role" not in r.data.tags]) == 2
 
 
 @pytest.mark.slow

@@ -17,6 +17,15 @@ class ExternalError(DsbenchError):
     """
 
 
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite: an outcome of the config (an lr too high,
+    say), not a failure of the machine. Its run is FAILED with the reason `Diverged: …`, a
+    resumed sweep does not train it again, and a study reports it as a result."""
+
+
+DIVERGED = f"{Diverged.__name__}: "  # how a diverged run's failure_reason tag begins
+
+
 def one_line(error: BaseException, limit: int = 400) -> str:
     """A library exception's message on one line (TFDS, tarfile…), capped in length."""
     text = " ".join(str(error).split()) or type(error).__name__

@@ -3,7 +3,7 @@
     python -m dsbench.train downsample=avg head=gap trainer.epochs=3
     python -m dsbench.train -m experiments=mnist_downsampling     # a sweep
 
-The Hydra app: check the config, skip a job that already FINISHED (resume), train
+The Hydra app: check the config, skip a job that already FINISHED or diverged (resume), train
 (dsbench.training.run), and in a sweep record a failed job and go on.
 """
 
@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 
 from dsbench import cli, config
 from dsbench.errors import DsbenchError, ExternalError
-from dsbench.tracking.resume import finished_run
-from dsbench.tracking.runs import in_sweep, record_failure, run_name
+from dsbench.tracking.resume import finished_run, skipped
+from dsbench.tracking.runs import in_sweep, record_failure
 from dsbench.tracking.store import bound_retries, check_store
 from dsbench.tracking.sweep import state as sweep_state
 from dsbench.training.run import dry_run, preflight, train
@@ -57,17 +57,12 @@ def _app(cfg: DictConfig) -> float:
 
 
 def _job(checked: config.TrainConfig, output_dir: Path) -> float:
-    """Skip the job if it FINISHED before (resume), else train it."""
+    """Skip the job if it FINISHED or diverged before (resume), else train it."""
     if checked.tracking.enabled:
         bound_retries(checked.tracking.retry_seconds)
         check_store(checked.tracking.uri)  # a store that is down: seconds, not minutes
         if checked.tracking.resume and (done := finished_run(checked)) is not None:
-            print(
-                f"dsbench: skipped {run_name(checked)}: already FINISHED as run "
-                f"{done.info.run_id} (tracking.resume=false trains it again)",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(skipped(checked, done), file=sys.stderr, flush=True)
             return done.data.metrics.get("test_accuracy", float("nan"))
     return train(checked, output_dir)["test_accuracy"]
 

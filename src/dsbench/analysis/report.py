@@ -19,6 +19,7 @@ import pandas as pd
 from dsbench.analysis import dashboard, plots
 from dsbench.analysis.runs import histories, load_runs, resolve_sweep
 from dsbench.analysis.tables import comparison, not_finished, to_html, to_latex, to_markdown
+from dsbench.errors import DsbenchError
 from dsbench.provenance import produced_by
 from dsbench.studies import springenberg2015
 
@@ -35,14 +36,11 @@ def provenance(experiment: str, uri: str, command: str) -> str:
 
 def paper_table(runs: pd.DataFrame) -> str | None:
     """Springenberg 2015 runs: ours vs Table 3 (lr chosen on validation), else None."""
-    done = runs[runs["status"] == "FINISHED"]
-    if "tags.variant" not in done or done["tags.variant"].isna().all():
-        return None
-    if "metrics.val_accuracy" not in done:  # the lr is chosen on validation accuracy
-        return "No validation accuracy was logged (dataset.val_fraction=0): no lr to choose.\n"
-    study = done[done["tags.variant"].notna()]
-    study = study.assign(paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"))
-    return springenberg2015.to_markdown(springenberg2015.selected(study))
+    try:
+        study = springenberg2015.study_frame(runs)
+    except DsbenchError as e:  # runs that make no table: say why, in the table's place
+        return f"No table: {e}.\n"
+    return None if study.empty else springenberg2015.report(study)
 
 
 def analyze(
@@ -88,7 +86,10 @@ def analyze(
     table_html = to_html(table)
     (out_dir / "comparison.html").write_text(table_html)
 
-    paper = paper_table(runs)
+    # The study's lr is chosen over the whole grid: a sweep of more seeds (its second stage)
+    # is reported with the rest of the experiment's runs, not alone.
+    grid = load_runs(uri, experiment, filter_string) if sweep and "tags.variant" in runs else runs
+    paper = paper_table(grid)
     if paper is not None:
         files.append(out_dir / "paper_vs_ours.md")
         files[-1].write_text(

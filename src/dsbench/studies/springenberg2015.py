@@ -2,16 +2,24 @@
 variant names, the paper's Table 3, and the paper-vs-ours table, in one module.
 
 The models themselves are ordinary backbone × strategy × head (model=springenberg_a|b|c,
-downsample=max|strided|convpool|conv, head=allconv). The table: for each model (backbone ×
-downsample) the learning rate with the best mean final `val_accuracy` over seeds is chosen;
-it reports that lr's test error (mean ± std over seeds, n), the paper's Table 3 error and
-the difference, and whether the order of the four variants within each backbone matches the
-paper's. pandas only: it reads the frames dsbench.analysis.runs makes.
+downsample=max|strided|convpool|conv, head=allconv). The table (`report`): for each model
+(backbone × downsample) the learning rate with the best mean final `val_accuracy` over the
+grid seeds is chosen; it reports that lr's test error over every seed run with it (mean ±
+std, n), the paper's Table 3 error and the difference; per backbone, the order of the four
+variants and whether the paper's claims hold; the lr grid; and every run that diverged.
+pandas only: it reads the frames dsbench.analysis.runs makes.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
+import sys
+
 import pandas as pd
+
+from dsbench.config import RECORD_ONLY_KEYS, RECORD_ONLY_PREFIXES
+from dsbench.errors import DIVERGED, DsbenchError
 
 # downsample strategy → the paper's name of the variant of base model X.
 VARIANTS = {
@@ -63,60 +71,277 @@ def paper_error(dataset: str, model: str, downsample: str, augmented: bool) -> f
     return None
 
 
-def selected(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, downsample): the lr with the best validation accuracy."""
-    runs = runs.assign(lr=runs["params.trainer.lr"].astype(float))
-    keys = ["dataset", "model", "downsample"]
-    by_lr = runs.groupby([*keys, "lr"]).agg(
-        val_accuracy=("metrics.val_accuracy", "mean"),
-        test_error_mean=("metrics.test_error", "mean"),
-        test_error_std=("metrics.test_error", "std"),
-        seeds=("metrics.test_error", "size"),
-        paper_error=("paper_error", "first"),
+KEYS = ["dataset", "model", "downsample"]  # one row of the table: one of the 12 models
+PER_RUN = ("trainer.lr", "trainer.seed")  # what may differ between the runs of one model
+
+
+def diverged(runs: pd.DataFrame) -> pd.Series:
+    """Which runs diverged (errors.Diverged), rather than failed for a reason from outside."""
+    reason = runs.get("tags.failure_reason", pd.Series("", index=runs.index)).fillna("")
+    return (runs["status"] == "FAILED") & reason.astype(str).str.startswith(DIVERGED)
+
+
+def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The study's results among an experiment's runs (dsbench.analysis.runs' frame): the
+    paper's models, FINISHED or diverged, the newest run of each config, with `lr`, `seed`,
+    `diverged` and `paper_error` as numbers. Empty if there are none.
+
+    Raises DsbenchError where no lr can be chosen (no validation accuracy) or where the
+    runs of one model were trained differently in anything but lr and seed: one table is one
+    protocol (a second stage trained with other overrides than the grid, say).
+    """
+    if "tags.variant" not in runs:
+        return runs.iloc[0:0]
+    study = runs[runs["tags.variant"].notna()]
+    study = study[(study["status"] == "FINISHED") | diverged(study)]
+    if "tags.config_hash" in study:  # a config trained twice (tracking.resume=false)
+        if "start_time" in study:
+            study = study.sort_values("start_time", ascending=False, kind="stable")
+        study = study.drop_duplicates("tags.config_hash")
+    if study.empty:
+        return study
+    if study.get("metrics.val_accuracy", pd.Series(dtype=float)).isna().all():
+        raise DsbenchError(
+            "the runs logged no validation accuracy (dataset.val_fraction=0?): the study "
+            "chooses each model's lr on it; train with dataset.val_fraction > 0"
+        )
+    check_one_protocol(study)
+    return study.assign(
+        lr=study["params.trainer.lr"].astype(float),
+        seed=pd.to_numeric(study["seed"]).astype(int),
+        diverged=diverged(study),
+        paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"),
     )
-    best = by_lr.reset_index().sort_values("val_accuracy", ascending=False)
-    table = best.groupby(keys, as_index=False).first()
-    table["variant"] = [
-        variant(m, d) for m, d in zip(table["model"], table["downsample"], strict=True)
+
+
+def check_one_protocol(study: pd.DataFrame) -> None:
+    def recorded_only(key: str) -> bool:
+        return key in PER_RUN or key in RECORD_ONLY_KEYS or key.startswith(RECORD_ONLY_PREFIXES)
+
+    params = [c for c in study if c.startswith("params.") and not recorded_only(c[7:])]
+    for key, group in study.groupby(KEYS):
+        for param in params:
+            values = group[param].dropna().unique()
+            if len(values) > 1:
+                raise DsbenchError(
+                    f"the runs of {variant(key[1], key[2])} ({key[0]}) differ in "
+                    f"{param[7:]} ({', '.join(sorted(map(str, values)))}): a table compares "
+                    "one protocol; train every stage with the grid's overrides, or keep other "
+                    "protocols apart with tracking.experiment="
+                )
+
+
+def lr_grid(study: pd.DataFrame) -> pd.DataFrame:
+    """Per model and lr, the grid's validation accuracy: the mean over the *grid seeds*, the
+    seeds every lr of that model was run with. Seeds added later at the chosen lr (the
+    second stage) do not move the choice. An lr that diverged on a grid seed cannot be
+    chosen (its val_accuracy is NaN, `diverged` counts the runs). `study`: `study_frame`'s."""
+    seeds = study.groupby([*KEYS, "lr"])["seed"].agg(frozenset)
+    grid_seeds = seeds.groupby(level=KEYS).agg(lambda s: frozenset.intersection(*s))
+    in_grid = [
+        seed in grid_seeds[tuple(key)]
+        for key, seed in zip(study[KEYS].itertuples(index=False), study["seed"], strict=True)
     ]
-    for col in ("test_error_mean", "test_error_std"):
-        table[col] = 100 * table[col]
+    grid = (
+        study[in_grid]
+        .groupby([*KEYS, "lr"])
+        .agg(val_accuracy=("metrics.val_accuracy", "mean"), diverged=("diverged", "sum"))
+        .reset_index()
+    )
+    grid.loc[grid["diverged"] > 0, "val_accuracy"] = float("nan")
+    return grid
+
+
+def selected(study: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the lr with the best grid validation accuracy (`lr_grid`), and
+    that lr's test error over every seed that finished with it (mean, std, n); `diverged_at_lr`
+    counts the seeds that diverged there. Where no lr can be chosen, lr is NaN and `note`
+    says why. `study`: `study_frame`'s rows."""
+    grid = lr_grid(study)
+    rows = []
+    for key, of_model in study.groupby(KEYS):
+        options = grid[(grid[KEYS] == pd.Series(dict(zip(KEYS, key, strict=True)))).all(axis=1)]
+        eligible = options.dropna(subset=["val_accuracy"])
+        best = eligible.loc[eligible["val_accuracy"].idxmax()] if len(eligible) else None
+        note = ""
+        if best is None:
+            note = "no seed ran at every lr"
+            if len(options) and (options["diverged"] > 0).all():
+                note = "every lr diverged"
+            elif len(options):
+                note = "no validation accuracy"
+        lr = float("nan") if best is None else float(best["lr"])
+        mine = of_model[of_model["lr"] == lr]
+        done = mine.loc[~mine["diverged"], "metrics.test_error"].dropna()
+        rows.append(
+            {
+                **dict(zip(KEYS, key, strict=True)),
+                "variant": variant(key[1], key[2]),
+                "lr": lr,
+                "note": note,
+                "val_accuracy": float("nan") if best is None else best["val_accuracy"],
+                "test_error_mean": 100 * done.mean(),
+                "test_error_std": 100 * done.std(),
+                "seeds": int(done.count()),
+                "diverged_at_lr": int(mine["diverged"].sum()),
+                "paper_error": of_model["paper_error"].max(),
+            }
+        )
+    table = pd.DataFrame(rows)
     table["delta"] = table["test_error_mean"] - table["paper_error"]
     return table
 
 
-def order_matches(table: pd.DataFrame) -> dict[str, bool | None]:
-    """Per backbone: do our errors rank the variants as the paper's do? None: no paper numbers."""
-    out: dict[str, bool | None] = {}
-    for model, group in table.groupby("model"):
-        g = group.dropna(subset=["paper_error"])
-        if len(g) < 2:
-            out[model] = None
-            continue
-        ours = list(g.sort_values("test_error_mean")["downsample"])
-        paper = list(g.sort_values("paper_error")["downsample"])
-        out[model] = ours == paper
-    return out
+def order(errors: dict[str, float]) -> list[str]:
+    """The downsampling variants from the lowest test error to the highest (NaN left out)."""
+    return sorted((d for d, e in errors.items() if pd.notna(e)), key=lambda d: errors[d])
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def verdict(dataset: str, model: str, errors: dict[str, float], std: float) -> str:
+    """One line: our order of the four variants of a backbone, the paper's (CIFAR-10 Table
+    3), and whether the paper's claims hold here, each with its margin in pp (+: holds by,
+    −: fails by): Strided-CNN worst; ConvPool-CNN and All-CNN both better than the base
+    model. `std`: the largest seed std among the four (NaN: every one has n=1)."""
+    letter = BACKBONE_LETTER[model]
+    name = {d: variant(model, d) for d in VARIANTS}
+    ours = order(errors)
+    paper = order({d: TABLE3_CIFAR10[(letter, d)] for d in VARIANTS})
+    line = f"- **{letter}** ({dataset}): ours " + " < ".join(
+        f"{name[d]} {errors[d]:.2f}" for d in ours
+    )
+    line += "; paper (CIFAR-10) " + " < ".join(name[d] for d in paper) + "."
+    if len(ours) < len(VARIANTS):
+        return line + " Not every variant has a result: no verdict."
+    e = errors
+    margins = {
+        "Strided-CNN worst": e["strided"] - max(e["max"], e["convpool"], e["conv"]),
+        "ConvPool-CNN and All-CNN both better than the base model": e["max"]
+        - max(e["convpool"], e["conv"]),
+    }
+    claims = [f"{c}: {'yes' if m > 0 else 'no'} ({m:+.2f} pp)" for c, m in margins.items()]
+    claims.append(f"the paper's order: {'yes' if ours == paper else 'no'}")
+    noise = (
+        "n=1: no seed spread to judge the margins by"
+        if pd.isna(std)
+        else (f"seed std up to {std:.2f} pp")
+    )
+    return f"{line} {'; '.join(claims)} ({noise})."
+
+
+def report(study: pd.DataFrame) -> str:
+    """The whole study in Markdown, from `study_frame`'s rows."""
+    return to_markdown(selected(study), lr_grid(study), study[study["diverged"]])
+
+
+def to_markdown(
+    table: pd.DataFrame, grid: pd.DataFrame | None = None, divergences: pd.DataFrame | None = None
+) -> str:
+    """The paper-vs-ours table, a verdict per backbone, and (given) the lr grid and the runs
+    that diverged."""
+
     def err(row: pd.Series) -> str:
+        extra = f", {row.diverged_at_lr} diverged" if row.diverged_at_lr else ""
+        if row.seeds == 0:
+            return f"– (n=0{extra})"
         std = "" if row.seeds < 2 else f" ± {row.test_error_std:.2f}"
-        return f"{row.test_error_mean:.2f}{std} (n={row.seeds})"
+        return f"{row.test_error_mean:.2f}{std} (n={row.seeds}{extra})"
 
     lines = [
-        "| dataset | variant | lr (best val) | test error % (ours) | paper % | delta |",
-        "|---|---|---|---|---|---|",
+        "| dataset | variant | lr (best val) | val acc % (grid seeds) | test error % (ours) "
+        "| paper % | delta |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for _, row in table.sort_values(["dataset", "model", "downsample"]).iterrows():
+    for _, row in table.sort_values(KEYS).iterrows():
+        lr = row.note if pd.isna(row.lr) else f"{row.lr:g}"
+        val = "" if pd.isna(row.val_accuracy) else f"{100 * row.val_accuracy:.2f}"
         paper = "" if pd.isna(row.paper_error) else f"{row.paper_error:.2f}"
         delta = "" if pd.isna(row.delta) else f"{row.delta:+.2f}"
         lines.append(
-            f"| {row.dataset} | {row.variant} | {row.lr:g} | {err(row)} | {paper} | {delta} |"
+            f"| {row.dataset} | {row.variant} | {lr} | {val} | {err(row)} | {paper} | {delta} |"
         )
-    orders = order_matches(table)
-    lines.append("")
-    for model, ok in orders.items():
-        verdict = {True: "matches", False: "differs from", None: "cannot be compared with"}[ok]
-        lines.append(f"- {model}: the order of the variants {verdict} the paper's")
+    lines += [
+        "",
+        "Within each backbone, from the lowest test error, and the paper's claims (in pp, + "
+        "where a claim holds by that much, − where it fails by that much):",
+        "",
+    ]
+    for (dataset, model), group in table.groupby(["dataset", "model"]):
+        if model not in BACKBONE_LETTER:
+            continue
+        g = group.set_index("downsample")
+        errors = {d: g["test_error_mean"].get(d, float("nan")) for d in VARIANTS}
+        lines.append(verdict(dataset, model, errors, g["test_error_std"].max()))
+    if grid is not None and len(grid):
+        lines += ["", grid_markdown(grid)]
+    if divergences is not None:
+        lines += ["", f"Runs that diverged (loss NaN or infinite): {len(divergences)}."]
+        for _, run in divergences.sort_values([*KEYS, "lr", "seed"]).iterrows():
+            reason = str(run.get("tags.failure_reason", "")).removeprefix(DIVERGED)
+            lines.append(
+                f"- {variant(run.model, run.downsample)}, lr {run.lr:g}, seed {run.seed}: {reason}"
+            )
     return "\n".join(lines) + "\n"
+
+
+def grid_markdown(grid: pd.DataFrame) -> str:
+    """Validation accuracy (%) of every model at every lr of the grid; "diverged" where a
+    grid seed's loss became NaN, – where a run logged none."""
+
+    def cell(value: float, n_diverged: int) -> str:
+        return "diverged" if n_diverged else "–" if pd.isna(value) else f"{100 * value:.2f}"
+
+    lrs = sorted(grid["lr"].unique(), reverse=True)
+    lines = [
+        "Validation accuracy % per learning rate (mean over the grid seeds; the lr above is "
+        "the best):",
+        "",
+        "| dataset | variant | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+        "|---|---|" + "---|" * len(lrs),
+    ]
+    for key, group in grid.groupby(KEYS):
+        by_lr = group.set_index("lr")
+        cells = [
+            cell(by_lr.at[lr, "val_accuracy"], by_lr.at[lr, "diverged"])
+            if lr in by_lr.index
+            else ""
+            for lr in lrs
+        ]
+        lines.append(f"| {key[0]} | {variant(key[1], key[2])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SEEDS = re.compile(r"\d+(,\d+)*")
+
+
+def check_second_stage(seeds: str, overrides: list[str]) -> None:
+    """Bad input for `seed_commands`, in one line."""
+    if not SEEDS.fullmatch(seeds):
+        raise DsbenchError(f"--seeds takes seeds separated by commas, like 1,2; got {seeds!r}")
+    if not overrides:
+        raise DsbenchError(
+            "--seeds needs the grid's own overrides after --, e.g. -- "
+            "experiments=springenberg2015_fashion dataset.source=archive: the new seeds must "
+            "train what the grid trained"
+        )
+    for o in overrides:
+        if o.startswith(("tracking.uri=", "tracking.experiment=")):
+            raise DsbenchError(f"{o.split('=')[0]} comes from --uri / --experiment; drop {o!r}")
+
+
+def seed_commands(
+    table: pd.DataFrame, experiment: str, uri: str, seeds: str, overrides: list[str]
+) -> list[str]:
+    """The second stage: one `python -m dsbench.train -m` line per model (this Python,
+    quoted for sh) that trains `seeds` at its chosen lr, with the grid's `overrides`, into
+    the same experiment and store."""
+    lines = []
+    store = [f"tracking.experiment={experiment}", f"tracking.uri={uri}"]
+    for row in table.sort_values(KEYS).itertuples():
+        if pd.isna(row.lr):
+            lines.append(f"# {row.variant}: {row.note}; no lr to train more seeds at")
+            continue
+        job = [f"dataset={row.dataset}", f"model={row.model}", f"downsample={row.downsample}"]
+        job.append(f"trainer.lr={row.lr:g}")
+        words = [sys.executable, "-m", "dsbench.train", "-m", *overrides, *store, *job]
+        lines.append(shlex.join([*words, f"trainer.seed={seeds}"]))
+    return lines

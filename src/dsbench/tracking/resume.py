@@ -1,7 +1,9 @@
-"""Resume: a job whose config already has a FINISHED run is skipped.
+"""Resume: a job whose config already has a FINISHED run, or a run that diverged, is skipped.
 
-Every run carries a `config_hash` tag (`dsbench.config.config_hash`); the lookup is one
-search on that tag, which MLflow indexes.
+Every run carries a `config_hash` tag (`dsbench.config.config_hash`); the lookup searches
+on that tag, which MLflow indexes. A diverged run (loss NaN or infinite, `errors.Diverged`)
+is the config's outcome, so training it again would only repeat it; any other failure is
+trained again.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from dsbench.config import TrainConfig, config_hash
+from dsbench.errors import DIVERGED
+from dsbench.tracking.runs import run_name
 from dsbench.tracking.store import deleted_error, ready_store, store_exists
 
 
 def finished_run(cfg: TrainConfig) -> Any | None:
-    """The newest FINISHED run of the experiment with this job's config hash, or None.
+    """The newest FINISHED run of the experiment with this job's config hash, else the
+    newest that diverged, else None.
 
     Creates nothing: a store or experiment that does not exist yet has no runs (so bad
     input found later still leaves no store behind). A deleted experiment is an error.
@@ -29,10 +34,26 @@ def finished_run(cfg: TrainConfig) -> Any | None:
         return None
     if experiment.lifecycle_stage == "deleted":
         raise deleted_error(cfg.tracking, experiment.experiment_id)
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.config_hash = '{config_hash(cfg)}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+    same = f"tags.config_hash = '{config_hash(cfg)}'"
+    for outcome in (
+        "attributes.status = 'FINISHED'",
+        f"attributes.status = 'FAILED' and tags.failure_reason LIKE '{DIVERGED}%'",
+    ):
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"{same} and {outcome}",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if runs:
+            return runs[0]
+    return None
+
+
+def skipped(cfg: TrainConfig, run: Any) -> str:
+    """The line a job that resume skips prints."""
+    outcome = "FINISHED" if run.info.status == "FINISHED" else "diverged"
+    return (
+        f"dsbench: skipped {run_name(cfg)}: already {outcome} as run {run.info.run_id} "
+        "(tracking.resume=false trains it again)"
     )
-    return runs[0] if runs else None

@@ -19,7 +19,7 @@ from dsbench.config import TrainConfig, flatten
 from dsbench.data.preprocess import springenberg_preprocess
 from dsbench.data.registry import DatasetInfo, get_info
 from dsbench.data.splits import check_sizes, load_splits
-from dsbench.errors import DsbenchError
+from dsbench.errors import Diverged, DsbenchError
 from dsbench.model.layers import LayerSpec, Shape
 from dsbench.model.plan import (
     Plan,
@@ -146,7 +146,7 @@ def train(cfg: TrainConfig, output_dir: Path | None = None) -> dict[str, Any]:
             history, timing = fit.fit(model, splits, cfg.trainer, run.log_metrics)
         losses = history.history.get("loss", [])
         if model.stop_training and losses and not all(map(_finite, losses)):
-            raise FloatingPointError(f"loss became {losses[-1]} in epoch {len(losses)}")
+            raise Diverged(f"loss became {losses[-1]} in epoch {len(losses)}")
         test = fit.evaluate(model, splits.x_test, splits.y_test, batch)
         robustness = evaluate_shifts(
             fit.predictor(model, batch), splits.x_test, splits.y_test, cfg.evaluation, batch
