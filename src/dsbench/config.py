@@ -336,19 +336,18 @@ RECORD_ONLY_KEYS = (
 RECORD_ONLY_PREFIXES = ("tracking.",)
 
 
+def record_only(key: str) -> bool:
+    """Whether a dotted key (`trainer.verbose`) only says where or how a run is recorded."""
+    return key in RECORD_ONLY_KEYS or key.startswith(RECORD_ONLY_PREFIXES)
+
+
 def config_hash(cfg: TrainConfig) -> str:
     """16 hex digits identifying what a run computes: every key but RECORD_ONLY ones.
 
     Two jobs with the same hash train the same model on the same data the same way, so a
     FINISHED run with this hash lets a resumed sweep skip the job.
     """
-    return short_hash(
-        {
-            k: v
-            for k, v in flatten(cfg).items()
-            if k not in RECORD_ONLY_KEYS and not k.startswith(RECORD_ONLY_PREFIXES)
-        }
-    )
+    return short_hash({k: v for k, v in flatten(cfg).items() if not record_only(k)})
 
 
 def short_hash(value: Any) -> str:

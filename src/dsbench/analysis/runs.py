@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from dsbench.config import RECORD_ONLY_KEYS, RECORD_ONLY_PREFIXES
+from dsbench.config import record_only
 from dsbench.errors import DsbenchError
 from dsbench.tracking.sweep import SWEEP_ROLE
 
@@ -20,7 +20,7 @@ def _per_run(column: str) -> bool:
     """Params that may differ between the runs of one group without making them different
     experiments: the seed, and what only says where or how a run is recorded."""
     key = column.removeprefix("params.")
-    return key == "trainer.seed" or key in RECORD_ONLY_KEYS or key.startswith(RECORD_ONLY_PREFIXES)
+    return key == "trainer.seed" or record_only(key)
 
 
 def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "") -> pd.DataFrame:

@@ -18,7 +18,7 @@ import sys
 
 import pandas as pd
 
-from dsbench.config import RECORD_ONLY_KEYS, RECORD_ONLY_PREFIXES
+from dsbench.config import record_only
 from dsbench.errors import DIVERGED, DsbenchError
 
 # downsample strategy → the paper's name of the variant of base model X.
@@ -115,10 +115,10 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_one_protocol(study: pd.DataFrame) -> None:
-    def recorded_only(key: str) -> bool:
-        return key in PER_RUN or key in RECORD_ONLY_KEYS or key.startswith(RECORD_ONLY_PREFIXES)
+    def per_run(key: str) -> bool:
+        return key in PER_RUN or record_only(key)
 
-    params = [c for c in study if c.startswith("params.") and not recorded_only(c[7:])]
+    params = [c for c in study if c.startswith("params.") and not per_run(c[7:])]
     for key, group in study.groupby(KEYS):
         for param in params:
             values = group[param].dropna().unique()
