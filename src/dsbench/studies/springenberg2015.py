@@ -93,7 +93,8 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
     if "tags.variant" not in runs:
         return runs.iloc[0:0]
     study = runs[runs["tags.variant"].notna()]
-    study = study[(study["status"] == "FINISHED") | diverged(study)]
+    study = study.assign(diverged=diverged(study))
+    study = study[(study["status"] == "FINISHED") | study["diverged"]]
     if "tags.config_hash" in study:  # a config trained twice (tracking.resume=false)
         if "start_time" in study:
             study = study.sort_values("start_time", ascending=False, kind="stable")
@@ -109,7 +110,6 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return study.assign(
         lr=study["params.trainer.lr"].astype(float),
         seed=pd.to_numeric(study["seed"]).astype(int),
-        diverged=diverged(study),
         paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"),
     )
 
@@ -158,18 +158,20 @@ def selected(study: pd.DataFrame) -> pd.DataFrame:
     counts the seeds that diverged there. Where no lr can be chosen, lr is NaN and `note`
     says why. `study`: `study_frame`'s rows."""
     grid = lr_grid(study)
+    grids = dict(tuple(grid.groupby(KEYS)))
     rows = []
     for key, of_model in study.groupby(KEYS):
-        options = grid[(grid[KEYS] == pd.Series(dict(zip(KEYS, key, strict=True)))).all(axis=1)]
+        options = grids.get(key, grid.iloc[0:0])  # none: no seed ran at every lr
         eligible = options.dropna(subset=["val_accuracy"])
         best = eligible.loc[eligible["val_accuracy"].idxmax()] if len(eligible) else None
-        note = ""
-        if best is None:
+        if best is not None:
+            note = ""
+        elif options.empty:
             note = "no seed ran at every lr"
-            if len(options) and (options["diverged"] > 0).all():
-                note = "every lr diverged"
-            elif len(options):
-                note = "no validation accuracy"
+        elif (options["diverged"] > 0).all():
+            note = "every lr diverged"
+        else:
+            note = "no validation accuracy"
         lr = float("nan") if best is None else float(best["lr"])
         mine = of_model[of_model["lr"] == lr]
         done = mine.loc[~mine["diverged"], "metrics.test_error"].dropna()
@@ -220,11 +222,9 @@ def verdict(dataset: str, model: str, errors: dict[str, float], std: float) -> s
     }
     claims = [f"{c}: {'yes' if m > 0 else 'no'} ({m:+.2f} pp)" for c, m in margins.items()]
     claims.append(f"the paper's order: {'yes' if ours == paper else 'no'}")
-    noise = (
-        "n=1: no seed spread to judge the margins by"
-        if pd.isna(std)
-        else (f"seed std up to {std:.2f} pp")
-    )
+    noise = "n=1: no seed spread to judge the margins by"
+    if pd.notna(std):
+        noise = f"seed std up to {std:.2f} pp"
     return f"{line} {'; '.join(claims)} ({noise})."
 
 
