@@ -1,6 +1,6 @@
 """README is the front page: short, the measured result first, and its copies of facts
-checked against their one source (the strategy table against the code, the result table
-against results/)."""
+generated from their one source (the strategy table from the code, the result table from
+results/) and checked here against it."""
 
 from __future__ import annotations
 
@@ -9,21 +9,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsbench.tools.docs import BEGIN, strategy_table, with_table
+from dsbench.model.downsample import STRATEGIES
+from dsbench.tools.docs import BEGIN, RESULT, result_table, strategy_table, with_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-RESULT = ROOT / "results" / "mnist-downsampling" / "comparison.csv"
 
 
 def test_readme_is_at_most_10_kb() -> None:
     assert len(README.encode()) <= 10_000
 
 
-def test_strategy_table_is_what_the_code_says() -> None:
-    """`python -m dsbench.tools.docs` writes it; a new or changed strategy fails here."""
+def test_generated_tables_are_what_the_code_and_results_say() -> None:
+    """`python -m dsbench.tools.docs` writes both; a new or changed strategy or a regenerated
+    results/mnist-converged/ table fails here until it is rerun."""
     assert with_table(README) == README
     assert strategy_table() in README
+    assert result_table() in README
 
 
 def test_the_generated_table_changes_when_the_code_does() -> None:
@@ -44,21 +46,26 @@ def test_result_table_is_on_the_first_screen() -> None:
     assert "2026-11-24" in README.split("## Quickstart")[0]  # its date, with it
 
 
-def pm(mean: float, std: float) -> str:
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def test_result_table_is_the_measured_one() -> None:
-    """Every row of README's result table is the committed results/ table's, to the digit."""
-    table = pd.read_csv(RESULT).set_index(["downsample", "head"])
+def test_result_table_is_the_whole_study() -> None:
+    """Every strategy × head, each from 3 seeds; where the study compares with max pooling,
+    max is each head's reference."""
+    table = pd.read_csv(RESULT)
     rows = result_rows()
-    assert len(rows) == len(table) == 20
-    for strategy, head, error, consistency, params, mflops in rows:
-        row = table.loc[(strategy.strip("`"), head)]
-        assert error == pm(row.test_error_mean, row.test_error_std), (strategy, head)
-        assert consistency == pm(row.shift_consistency_mean, row.shift_consistency_std)
-        assert params == f"{row.params_total_mean:,.0f}"
-        assert mflops == f"{row.flops_per_image_mean / 1e6:.2f}"
+    assert sorted((s.strip("`"), h) for s, h, *_ in rows) == sorted(
+        (s, h) for s in STRATEGIES for h in ("flatten", "gap")
+    )
+    assert (table["seeds"] == 3).all()
+    for _, _, error, *_ in rows:
+        assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", error), error
+    if "vs_max_diff" in table:
+        assert [r[3] for r in rows if r[0] == "`max`"] == ["ref.", "ref."]
+
+
+def test_result_table_changes_when_the_results_do(tmp_path: Path) -> None:
+    table = pd.read_csv(RESULT)
+    table.loc[table["downsample"] == "avg", "test_error_mean"] += 0.01
+    table.to_csv(tmp_path / "comparison.csv", index=False)
+    assert with_table(README, tmp_path / "comparison.csv") != README
 
 
 def test_add_a_strategy_section_names_the_three_edits() -> None:

@@ -1,24 +1,36 @@
-"""The README's strategy table, generated from the code: `python -m dsbench.tools.docs`.
+"""README's two generated tables: `python -m dsbench.tools.docs`.
 
-Each row is one registered strategy (dsbench.model.downsample): its description, and the
-params and MFLOPs of the keras-io MNIST convnet with the flatten head, predicted in pure
-Python (the tests check the same numbers against Keras). `--check` only compares, exiting
-1 when README.md differs: what the test does.
+- The strategy table, from the code: each row is one registered strategy
+  (dsbench.model.downsample), its description, and the params and MFLOPs of the keras-io MNIST
+  convnet with the flatten head, predicted in pure Python (the tests check the same numbers
+  against Keras).
+- The result table, from the headline study's committed comparison (`RESULT`, which
+  `dsbench.analyze` writes from the runs).
+
+`--check` only compares, exiting 1 when README.md differs: what the test does.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
+from dsbench.analysis.significance import BASELINE
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
 from dsbench.data.registry import get_info
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.plan import count_params, flops_per_image, plan_model
 
+ROOT = Path(__file__).resolve().parents[3]
+README = ROOT / "README.md"
+RESULT = ROOT / "results" / "mnist-downsampling" / "comparison.csv"  # the headline study
 BEGIN, END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
-README = Path(__file__).resolve().parents[3] / "README.md"
+RESULT_BEGIN, RESULT_END = "<!-- result:begin -->", "<!-- result:end -->"
+HEADS = ("flatten", "gap")  # the order of the result table's two halves
 
 
 def strategy_table() -> str:
@@ -36,13 +48,69 @@ def strategy_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_table(readme: str) -> str:
-    """The README text with the table between its markers replaced by the generated one."""
-    head, begin, rest = readme.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"README.md lacks the markers {BEGIN} … {END}")
-    return f"{head}{BEGIN}\n{strategy_table()}{END}{tail}"
+def pm(row: pd.Series, metric: str) -> str:
+    """A share as percent, mean ± std over seeds."""
+    return f"{100 * row[metric + '_mean']:.2f} ± {100 * row[metric + '_std']:.2f}"
+
+
+def versus(row: pd.Series) -> str:
+    """The difference from max pooling in pp, * where its 95 % interval excludes 0."""
+    if row["downsample"] == BASELINE:
+        return "ref."
+    return f"{100 * row['vs_max_diff']:+.2f}" + ("*" if row["vs_max_significant"] else "")
+
+
+# The result table's columns: title, alignment, the comparison.csv column it needs, the cell.
+# A column whose source is missing is left out (a sweep without early stopping has no
+# `stopped_epoch`, one without the baseline no `vs_max_diff`).
+RESULT_COLUMNS: list[tuple[str, str, str, Callable[[pd.Series], str]]] = [
+    ("strategy", "---", "downsample", lambda r: f"`{r['downsample']}`"),
+    ("head", "---", "head", lambda r: str(r["head"])),
+    ("test error %", "---", "test_error_mean", lambda r: pm(r, "test_error")),
+    ("vs max, pp", "---:", "vs_max_diff", versus),
+    ("shift consistency %", "---", "shift_consistency_mean", lambda r: pm(r, "shift_consistency")),
+    ("epochs", "---:", "stopped_epoch_mean", lambda r: f"{r['stopped_epoch_mean']:.0f}"),
+    ("params", "---:", "params_total_mean", lambda r: f"{r['params_total_mean']:,.0f}"),
+    ("MFLOPs", "---:", "flops_per_image_mean", lambda r: f"{r['flops_per_image_mean'] / 1e6:.2f}"),
+    (
+        "train min",
+        "---:",
+        "total_train_seconds_mean",
+        lambda r: f"{r['total_train_seconds_mean'] / 60:.1f}",
+    ),
+]
+
+
+def result_table(csv: Path = RESULT) -> str:
+    """README's headline: one row per strategy × head of the committed comparison, flatten
+    head first, each half by test error."""
+    table = pd.read_csv(csv)
+    table["head"] = pd.Categorical(table["head"], HEADS, ordered=True)
+    table = table.sort_values(["head", "test_error_mean"])
+    shown = [c for c in RESULT_COLUMNS if c[2] in table]
+    lines = [
+        "| " + " | ".join(title for title, *_ in shown) + " |",
+        "|" + "".join(f"{align}|" for _, align, *_ in shown),
+    ]
+    lines += [
+        "| " + " | ".join(cell(row) for *_, cell in shown) + " |" for _, row in table.iterrows()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def between(text: str, begin: str, end: str, body: str) -> str:
+    """`text` with what lies between the markers `begin` and `end` replaced by `body`."""
+    head, found_begin, rest = text.partition(begin)
+    _, found_end, tail = rest.partition(end)
+    if not found_begin or not found_end:
+        raise ValueError(f"README.md lacks the markers {begin} … {end}")
+    return f"{head}{begin}\n{body}{end}{tail}"
+
+
+def with_table(readme: str, csv: Path = RESULT) -> str:
+    """The README text with both generated tables replaced by what the code and results say."""
+    readme = between(readme, BEGIN, END, strategy_table())
+    return between(readme, RESULT_BEGIN, RESULT_END, result_table(csv))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,11 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     new = with_table(text)
     if args.check:
         if new != text:
-            print(f"{args.readme}: the strategy table is stale: run python -m dsbench.tools.docs")
+            print(f"{args.readme}: a generated table is stale: run python -m dsbench.tools.docs")
             sys.exit(1)
         return
     args.readme.write_text(new)
-    print(f"{args.readme}: strategy table of {len(STRATEGIES)} strategies written")
+    print(f"{args.readme}: strategy table ({len(STRATEGIES)} strategies) and result table written")
 
 
 if __name__ == "__main__":
