@@ -81,7 +81,7 @@ bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch 
 bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL) → results/bench/analysis-scale.md
 	$(PY) -m dsbench.tools.analysis_scale $(ARGS)
 
-docs:  ## regenerate README's strategy table (from the code) and result table (from results/mnist-converged/); a test checks both
+docs:  ## regenerate README's strategy table (from the code) and result table (from the headline study in results/); a test checks both
 	$(PY) -m dsbench.tools.docs
 
 ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)

@@ -22,7 +22,7 @@ def test_readme_is_at_most_10_kb() -> None:
 
 def test_generated_tables_are_what_the_code_and_results_say() -> None:
     """`python -m dsbench.tools.docs` writes both; a new or changed strategy or a regenerated
-    results/mnist-converged/ table fails here until it is rerun."""
+    results/ table of the headline study fails here until it is rerun."""
     assert with_table(README) == README
     assert strategy_table() in README
     assert result_table() in README

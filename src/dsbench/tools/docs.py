@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from dsbench.analysis.significance import BASELINE
+from dsbench.analysis.tables import ACCURACY, COST
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
 from dsbench.data.registry import get_info
 from dsbench.model.downsample import STRATEGIES
@@ -48,11 +48,6 @@ def strategy_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def pm(row: pd.Series, metric: str) -> str:
-    """A share as percent, mean ± std over seeds."""
-    return f"{100 * row[metric + '_mean']:.2f} ± {100 * row[metric + '_std']:.2f}"
-
-
 def versus(row: pd.Series) -> str:
     """The difference from max pooling in pp, * where its 95 % interval excludes 0."""
     if row["downsample"] == BASELINE:
@@ -60,41 +55,41 @@ def versus(row: pd.Series) -> str:
     return f"{100 * row['vs_max_diff']:+.2f}" + ("*" if row["vs_max_significant"] else "")
 
 
-# The result table's columns: title, alignment, the comparison.csv column it needs, the cell.
-# A column whose source is missing is left out (a sweep without early stopping has no
-# `stopped_epoch`, one without the baseline no `vs_max_diff`).
-RESULT_COLUMNS: list[tuple[str, str, str, Callable[[pd.Series], str]]] = [
-    ("strategy", "---", "downsample", lambda r: f"`{r['downsample']}`"),
-    ("head", "---", "head", lambda r: str(r["head"])),
-    ("test error %", "---", "test_error_mean", lambda r: pm(r, "test_error")),
-    ("vs max, pp", "---:", "vs_max_diff", versus),
-    ("shift consistency %", "---", "shift_consistency_mean", lambda r: pm(r, "shift_consistency")),
-    ("epochs", "---:", "stopped_epoch_mean", lambda r: f"{r['stopped_epoch_mean']:.0f}"),
-    ("params", "---:", "params_total_mean", lambda r: f"{r['params_total_mean']:,.0f}"),
-    ("MFLOPs", "---:", "flops_per_image_mean", lambda r: f"{r['flops_per_image_mean'] / 1e6:.2f}"),
-    (
-        "train min",
-        "---:",
-        "total_train_seconds_mean",
-        lambda r: f"{r['total_train_seconds_mean'] / 60:.1f}",
-    ),
-]
+# metric → how README writes it: mean ± std, or the mean alone. Titles and scales are the
+# comparison tables' (dsbench.analysis.tables); a metric the study did not log is left out.
+RESULT_METRICS = {
+    "test_error": "{:.2f} ± {:.2f}",
+    "shift_consistency": "{:.2f} ± {:.2f}",
+    "stopped_epoch": "{:.0f}",
+    "params_total": "{:,.0f}",
+    "flops_per_image": "{:.2f}",
+    "total_train_seconds": "{:.0f}",
+}
 
 
 def result_table(csv: Path = RESULT) -> str:
     """README's headline: one row per strategy × head of the committed comparison, flatten
-    head first, each half by test error."""
+    head first, each half by test error; the difference from max pooling after the error
+    where the study has it."""
     table = pd.read_csv(csv)
     table["head"] = pd.Categorical(table["head"], HEADS, ordered=True)
     table = table.sort_values(["head", "test_error_mean"])
-    shown = [c for c in RESULT_COLUMNS if c[2] in table]
-    lines = [
-        "| " + " | ".join(title for title, *_ in shown) + " |",
-        "|" + "".join(f"{align}|" for _, align, *_ in shown),
-    ]
-    lines += [
-        "| " + " | ".join(cell(row) for *_, cell in shown) + " |" for _, row in table.iterrows()
-    ]
+    titles, aligns = ["strategy", "head"], ["---", "---"]
+    cells = [table["downsample"].map("`{}`".format), table["head"].astype(str)]
+    for metric, fmt in RESULT_METRICS.items():
+        if f"{metric}_mean" not in table:
+            continue
+        title, scale, _ = {**ACCURACY, **COST}[metric]
+        titles.append(title)
+        aligns.append("---" if "±" in fmt else "---:")
+        mean, std = scale * table[f"{metric}_mean"], scale * table[f"{metric}_std"]
+        cells.append(pd.Series(map(fmt.format, mean, std), index=table.index))
+        if metric == "test_error" and "vs_max_diff" in table:
+            titles.append("vs max, pp")
+            aligns.append("---:")
+            cells.append(table.apply(versus, axis=1))
+    lines = ["| " + " | ".join(titles) + " |", "|" + "".join(f"{a}|" for a in aligns)]
+    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells, strict=True)]
     return "\n".join(lines) + "\n"
 
 
