@@ -43,7 +43,7 @@ def result_rows() -> list[list[str]]:
 def test_result_table_is_on_the_first_screen() -> None:
     first_screen = "\n".join(README.splitlines()[:40])
     assert "## Result" in first_screen and "| `max` | flatten |" in first_screen
-    assert "2026-11-24" in README.split("## Quickstart")[0]  # its date, with it
+    assert "2026-12-03" in README.split("## Quickstart")[0]  # its date, with it
 
 
 def test_result_table_is_the_whole_study() -> None:

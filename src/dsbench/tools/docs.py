@@ -27,7 +27,7 @@ from dsbench.model.plan import count_params, flops_per_image, plan_model
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
-RESULT = ROOT / "results" / "mnist-downsampling" / "comparison.csv"  # the headline study
+RESULT = ROOT / "results" / "mnist-converged" / "comparison.csv"  # the headline study
 BEGIN, END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
 RESULT_BEGIN, RESULT_END = "<!-- result:begin -->", "<!-- result:end -->"
 HEADS = ("flatten", "gap")  # the order of the result table's two halves
