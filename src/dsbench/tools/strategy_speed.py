@@ -1,0 +1,197 @@
+"""What each downsampling costs in time, measured side by side in one process:
+`python -m dsbench.tools.strategy_speed` (`make bench-strategies`).
+
+A study's runs log their own throughput, but a converged study trains for hours across
+sessions, and this machine's speed moves between sessions by more than the strategies differ
+(max+flatten on 28×28 images: 7,700 training img/s on 2026-12-02, 3,200 on 2026-12-03). So a
+study's img/s columns compare runs of one session only. This trains every strategy × head of one
+model for a few epochs on random uint8 arrays of the dataset's shape, in `repeats` rounds (odd
+rounds in reverse order, so that no model always runs first or last), through the suite's own
+`train` with tracking off, and reports:
+
+    train img/s       steady training rate (median over the epochs after the first)
+    inference img/s   prediction rate on the test arrays, timed after a warm-up batch
+    vs max            the median over rounds of each round's ratio to max pooling, same head:
+                      a slow phase of the machine slows both sides of a ratio alike
+
+with FLOPs and parameters, to `<out_dir>/strategies-<device>-<backend>.md` and `.csv`.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from dsbench import cli, config
+from dsbench.errors import DsbenchError
+from dsbench.model.downsample import STRATEGIES
+from dsbench.model.heads import HEADS
+from dsbench.model.plan import lookup
+from dsbench.provenance import produced_by
+from dsbench.tools.bench import _compose, device_name
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "max"  # every ratio is to max pooling with the same head
+
+
+@dataclass
+class StrategySpeedConfig:
+    dataset: str = "mnist"
+    model: str = "convnet"
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    heads: list[str] = field(default_factory=lambda: ["flatten", "gap"])
+    images: int = 4096  # training images per epoch
+    test_images: int = 2048  # the inference rate's images
+    batch_size: int = 128  # the studies' batch
+    epochs: int = 3  # the first holds compilation and warm-up and is not counted
+    repeats: int = 2  # rounds over every strategy × head
+    out_dir: str = "results/bench"
+
+    def __post_init__(self) -> None:
+        for name in self.strategies:
+            lookup(STRATEGIES, "downsample", name)
+        for name in self.heads:
+            lookup(HEADS, "head", name)
+        if REFERENCE not in self.strategies:
+            raise DsbenchError(
+                f"strategies must include {REFERENCE}: every ratio is to {REFERENCE} pooling, "
+                f"got {self.strategies}"
+            )
+        for key in ("images", "test_images", "batch_size", "repeats"):
+            if getattr(self, key) < 1:
+                raise DsbenchError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.epochs < 2:
+            raise DsbenchError("epochs must be >= 2: the first epoch is not counted")
+
+
+def job_overrides(bench: StrategySpeedConfig, strategy: str, head: str) -> list[str]:
+    return [
+        f"dataset={bench.dataset}",
+        f"model={bench.model}",
+        f"downsample={strategy}",
+        f"head={head}",
+        "dataset.source=synthetic",
+        "dataset.val_fraction=0",
+        f"dataset.train_subset={bench.images}",
+        f"dataset.test_subset={bench.test_images}",
+        "evaluation.shifts=[]",
+        "evaluation.consistency_shift=0",
+        f"trainer.batch_size={bench.batch_size}",
+        f"trainer.epochs={bench.epochs}",
+        "trainer.verbose=0",
+        "tracking.enabled=false",
+    ]
+
+
+def measure(bench: StrategySpeedConfig) -> list[dict[str, Any]]:
+    """One row per strategy × head, its `rounds` the per-round measurements."""
+    from dsbench.training.run import train
+
+    jobs = [(s, h) for h in bench.heads for s in bench.strategies]
+    configs = {job: _compose(job_overrides(bench, *job)) for job in jobs}  # bad config: now
+    measured: dict[tuple[str, str], list[dict[str, float]]] = {job: [] for job in jobs}
+    for round_ in range(bench.repeats):
+        for job in jobs if round_ % 2 == 0 else jobs[::-1]:
+            final = train(configs[job])
+            measured[job].append(final)
+            log.info(
+                "%s+%s round %d: %.0f training img/s, %.0f inference img/s",
+                *job,
+                round_ + 1,
+                final["steady_images_per_sec"],
+                final["inference_images_per_sec"],
+            )
+    rows = []
+    for strategy, head in jobs:
+        mine, ref = measured[strategy, head], measured[REFERENCE, head]
+
+        def rate(runs: list[dict[str, float]], key: str) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        def vs_max(key: str, mine: list = mine, ref: list = ref) -> float:
+            return statistics.median(a[key] / b[key] for a, b in zip(mine, ref, strict=True))
+
+        rows.append(
+            {
+                "downsample": strategy,
+                "head": head,
+                "train_images_per_sec": rate(mine, "steady_images_per_sec"),
+                "train_vs_max": vs_max("steady_images_per_sec"),
+                "inference_images_per_sec": rate(mine, "inference_images_per_sec"),
+                "inference_vs_max": vs_max("inference_images_per_sec"),
+                "mflops": mine[0]["flops_per_image"] / 1e6,
+                "params": int(mine[0]["params_total"]),
+                "train_rounds": [round(r["steady_images_per_sec"]) for r in mine],
+            }
+        )
+    return rows
+
+
+def write(rows: list[dict[str, Any]], bench: StrategySpeedConfig, command: str) -> Path:
+    import keras
+    import pandas as pd
+
+    out_dir = Path(bench.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"strategies-{device_name()}-{keras.backend.backend()}"
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / f"{name}.csv", index=False)
+    shown = table.round(
+        {
+            "train_images_per_sec": 0,
+            "train_vs_max": 2,
+            "inference_images_per_sec": 0,
+            "inference_vs_max": 2,
+            "mflops": 2,
+        }
+    )
+    text = "\n".join(
+        [
+            f"# What each downsampling costs in time: {bench.model} on {bench.dataset}-shaped "
+            f"images, {name.removeprefix('strategies-')}",
+            "",
+            produced_by(f"`{command}`", "keras", keras.backend.backend()),
+            f"Every strategy × head trained {bench.epochs} epochs of {bench.images:,} random "
+            f"images (batch {bench.batch_size}; the first epoch not counted) in each of "
+            f"{bench.repeats} rounds, odd rounds in reverse order; inference on "
+            f"{bench.test_images:,} images after a warm-up batch. `vs max`: the median over "
+            "rounds of the round's ratio to max pooling with the same head (> 1: faster). "
+            "`train_rounds`: each round's training img/s.",
+            "",
+            shown.to_markdown(index=False),
+            "",
+        ]
+    )
+    path = out_dir / f"{name}.md"
+    path.write_text(text)
+    print(text)
+    return path
+
+
+ConfigStore.instance().store(name="strategy_speed_schema", node=StrategySpeedConfig)
+
+
+@hydra.main(version_base="1.3", config_path=config.CONFIG_PATH, config_name="strategy_speed")
+def _app(cfg: DictConfig) -> None:
+    with cli.exit_on_bad_input():
+        bench = config.validate(cfg, StrategySpeedConfig)
+        rows = measure(bench)
+        command = " ".join(["python -m dsbench.tools.strategy_speed", *sys.argv[1:]])
+        write(rows, bench, command)
+
+
+def main() -> None:
+    cli.run_app(_app)
+
+
+if __name__ == "__main__":
+    main()
