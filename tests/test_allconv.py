@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import shutil
 import subprocess
@@ -213,10 +214,12 @@ def run_row(
     val: float,
     test: float | None,
     dataset: str = "fashion_mnist",
+    loss: float | None = None,
     **params: str,
 ) -> dict[str, object]:
     """One run as dsbench.analysis.runs.load_runs gives it (params and tags as strings);
-    test None: it diverged (Keras still logged that epoch's val accuracy)."""
+    test None: it diverged (Keras still logged that epoch's val accuracy); loss: the final
+    training loss."""
     done = test is not None
     paper = springenberg.paper_error(dataset, model, downsample, False)
     return {
@@ -235,6 +238,7 @@ def run_row(
         **{f"params.{k}": v for k, v in params.items()},
         "metrics.val_accuracy": val,
         "metrics.test_error": test,
+        "metrics.loss": loss,
     }
 
 
@@ -375,6 +379,31 @@ def test_grid_table_shows_every_lr_and_the_divergences() -> None:
     text = springenberg.report(runs)
     assert "| dataset | variant | lr 0.25 | lr 0.05 |" in text
     assert "| fashion_mnist | Model C | diverged | 88.12 |" in text
+
+
+def test_a_run_that_ended_at_chance_is_named_in_the_grid_and_the_list() -> None:
+    """lr 0.25 finished with the training loss at ln 10 (every ReLU dead, not NaN): it stays
+    a result and is not chosen, but the grid cell and the list say it ended at chance. lr
+    0.1's loss of 2.29 is near chance but not at it; CIFAR-100's chance is ln 100, not ln 10."""
+    ln10 = math.log(10)
+    runs = study(
+        run_row("springenberg_a", "max", 0.25, 0, 0.1113, 0.90, loss=ln10 + 0.0003),
+        run_row("springenberg_a", "max", 0.1, 0, 0.20, 0.80, loss=2.29),
+        run_row("springenberg_a", "max", 0.05, 0, 0.85, 0.16, loss=0.41),
+        run_row("springenberg_c", "conv", 0.05, 0, 0.40, 0.62, dataset="cifar100", loss=ln10),
+        run_row("springenberg_c", "conv", 0.01, 0, 0.01, 0.99, dataset="cifar100", loss=4.6052),
+        run_row("springenberg_b", "strided", 0.25, 0, 0.10, 0.90, loss=ln10),
+    )
+    assert list(runs["collapsed"]) == [True, False, False, False, True, True]
+    text = springenberg.report(runs)
+    assert "| fashion_mnist | Model A | 11.13 (at chance) | 20.00 | 85.00 |" in text
+    assert "| fashion_mnist | Model A | 0.05 | 85.00 | 16.00 (n=1) |" in text
+    assert "| cifar100 | All-CNN-C | 0.05 | 40.00 | 62.00 (n=1) |" in text
+    assert "| fashion_mnist | Strided-CNN-B | 0.25 | 10.00 | 90.00 (n=1, 1 at chance) |" in text
+    assert "Runs that ended at chance (finished, but the final training loss is within" in text
+    assert "ln K, the loss of an output that ignores the image): 3." in text
+    assert "- Model A, lr 0.25, seed 0: training loss 2.3029, val accuracy 11.13 %" in text
+    assert "- All-CNN-C, lr 0.01, seed 0: training loss 4.6052, val accuracy 1.00 %" in text
 
 
 def test_seed_commands_train_the_chosen_lr_in_the_same_experiment_and_store() -> None:

@@ -6,12 +6,14 @@ downsample=max|strided|convpool|conv, head=allconv). The table (`report`): for e
 (backbone × downsample) the learning rate with the best mean final `val_accuracy` over the
 grid seeds is chosen; it reports that lr's test error over every seed run with it (mean ±
 std, n), the paper's Table 3 error and the difference; per backbone, the order of the four
-variants and whether the paper's claims hold; the lr grid; and every run that diverged.
-pandas only: it reads the frames dsbench.analysis.runs makes.
+variants and whether the paper's claims hold; the lr grid; every run that diverged, and
+every run that collapsed to chance. pandas only (and the dataset registry for the class
+count): it reads the frames dsbench.analysis.runs makes.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import sys
@@ -19,6 +21,7 @@ import sys
 import pandas as pd
 
 from dsbench.config import record_only
+from dsbench.data.registry import get_info
 from dsbench.errors import DIVERGED, DsbenchError
 
 # downsample strategy → the paper's name of the variant of base model X.
@@ -81,10 +84,26 @@ def diverged(runs: pd.DataFrame) -> pd.Series:
     return (runs["status"] == "FAILED") & reason.astype(str).str.startswith(DIVERGED)
 
 
+CHANCE_LOSS_TOLERANCE = 0.01  # nats from ln K: a loss this close is a constant output
+
+
+def collapsed(runs: pd.DataFrame) -> pd.Series:
+    """Which FINISHED runs ended at chance: a final training loss within
+    CHANCE_LOSS_TOLERANCE of ln K (K classes), the cross-entropy of an output that ignores
+    the image. Without batch norm a high lr does this too: the loss jumps, every ReLU
+    dies, and the loss then sits at ln K, finite, so the run is not Diverged (a NaN) and
+    finishes. It is a result, but it is the lr's failure, so the report names it."""
+    if "metrics.loss" not in runs:
+        return pd.Series(False, index=runs.index)
+    chance = runs["dataset"].map(lambda name: math.log(get_info(name).num_classes))
+    off = (pd.to_numeric(runs["metrics.loss"], errors="coerce") - chance).abs()
+    return (runs["status"] == "FINISHED") & (off < CHANCE_LOSS_TOLERANCE)
+
+
 def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The study's results among an experiment's runs (dsbench.analysis.runs' frame): the
     paper's models, FINISHED or diverged, the newest run of each config, with `lr`, `seed`,
-    `diverged` and `paper_error` as numbers. Empty if there are none.
+    `diverged`, `collapsed` and `paper_error` as numbers. Empty if there are none.
 
     Raises DsbenchError where no lr can be chosen (no validation accuracy) or where the
     runs of one model were trained differently in anything but lr and seed: one table is one
@@ -108,6 +127,7 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
         )
     check_one_protocol(study)
     return study.assign(
+        collapsed=collapsed(study),
         lr=study["params.trainer.lr"].astype(float),
         seed=pd.to_numeric(study["seed"]).astype(int),
         paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"),
@@ -135,7 +155,8 @@ def lr_grid(study: pd.DataFrame) -> pd.DataFrame:
     """Per model and lr, the grid's validation accuracy: the mean over the *grid seeds*, the
     seeds every lr of that model was run with. Seeds added later at the chosen lr (the
     second stage) do not move the choice. An lr that diverged on a grid seed cannot be
-    chosen (its val_accuracy is NaN, `diverged` counts the runs). `study`: `study_frame`'s."""
+    chosen (its val_accuracy is NaN, `diverged` counts the runs); `collapsed` counts the grid
+    runs that ended at chance. `study`: `study_frame`'s."""
     seeds = study.groupby([*KEYS, "lr"])["seed"].agg(frozenset)
     grid_seeds = seeds.groupby(level=KEYS).agg(lambda s: frozenset.intersection(*s))
     in_grid = [
@@ -145,7 +166,11 @@ def lr_grid(study: pd.DataFrame) -> pd.DataFrame:
     grid = (
         study[in_grid]
         .groupby([*KEYS, "lr"])
-        .agg(val_accuracy=("metrics.val_accuracy", "mean"), diverged=("diverged", "sum"))
+        .agg(
+            val_accuracy=("metrics.val_accuracy", "mean"),
+            diverged=("diverged", "sum"),
+            collapsed=("collapsed", "sum"),
+        )
         .reset_index()
     )
     grid.loc[grid["diverged"] > 0, "val_accuracy"] = float("nan")
@@ -155,8 +180,8 @@ def lr_grid(study: pd.DataFrame) -> pd.DataFrame:
 def selected(study: pd.DataFrame) -> pd.DataFrame:
     """One row per model: the lr with the best grid validation accuracy (`lr_grid`), and
     that lr's test error over every seed that finished with it (mean, std, n); `diverged_at_lr`
-    counts the seeds that diverged there. Where no lr can be chosen, lr is NaN and `note`
-    says why. `study`: `study_frame`'s rows."""
+    and `collapsed_at_lr` count the seeds that diverged or ended at chance there. Where no lr
+    can be chosen, lr is NaN and `note` says why. `study`: `study_frame`'s rows."""
     grid = lr_grid(study)
     grids = dict(tuple(grid.groupby(KEYS)))
     rows = []
@@ -186,6 +211,7 @@ def selected(study: pd.DataFrame) -> pd.DataFrame:
                 "test_error_std": 100 * done.std(),
                 "seeds": int(done.count()),
                 "diverged_at_lr": int(mine["diverged"].sum()),
+                "collapsed_at_lr": int(mine["collapsed"].sum()),
                 "paper_error": of_model["paper_error"].max(),
             }
         )
@@ -230,17 +256,24 @@ def verdict(dataset: str, model: str, errors: dict[str, float], std: float) -> s
 
 def report(study: pd.DataFrame) -> str:
     """The whole study in Markdown, from `study_frame`'s rows."""
-    return to_markdown(selected(study), lr_grid(study), study[study["diverged"]])
+    return to_markdown(
+        selected(study), lr_grid(study), study[study["diverged"]], study[study["collapsed"]]
+    )
 
 
 def to_markdown(
-    table: pd.DataFrame, grid: pd.DataFrame | None = None, divergences: pd.DataFrame | None = None
+    table: pd.DataFrame,
+    grid: pd.DataFrame | None = None,
+    divergences: pd.DataFrame | None = None,
+    collapses: pd.DataFrame | None = None,
 ) -> str:
-    """The paper-vs-ours table, a verdict per backbone, and (given) the lr grid and the runs
-    that diverged."""
+    """The paper-vs-ours table, a verdict per backbone, and (given) the lr grid, the runs
+    that diverged and the runs that collapsed to chance."""
 
     def err(row: pd.Series) -> str:
         extra = f", {row.diverged_at_lr} diverged" if row.diverged_at_lr else ""
+        if getattr(row, "collapsed_at_lr", 0):
+            extra += f", {row.collapsed_at_lr} at chance"
         if row.seeds == 0:
             return f"– (n=0{extra})"
         std = "" if row.seeds < 2 else f" ± {row.test_error_std:.2f}"
@@ -280,15 +313,32 @@ def to_markdown(
             lines.append(
                 f"- {variant(run.model, run.downsample)}, lr {run.lr:g}, seed {run.seed}: {reason}"
             )
+    if collapses is not None:
+        lines += [
+            "",
+            "Runs that ended at chance (finished, but the final training loss is within "
+            f"{CHANCE_LOSS_TOLERANCE} of ln K, the loss of an output that ignores the image): "
+            f"{len(collapses)}.",
+        ]
+        for _, run in collapses.sort_values([*KEYS, "lr", "seed"]).iterrows():
+            lines.append(
+                f"- {variant(run.model, run.downsample)}, lr {run.lr:g}, seed {run.seed}: "
+                f"training loss {float(run['metrics.loss']):.4f}, "
+                f"val accuracy {100 * float(run['metrics.val_accuracy']):.2f} %"
+            )
     return "\n".join(lines) + "\n"
 
 
 def grid_markdown(grid: pd.DataFrame) -> str:
     """Validation accuracy (%) of every model at every lr of the grid; "diverged" where a
-    grid seed's loss became NaN, – where a run logged none."""
+    grid seed's loss became NaN, "(at chance)" after it where a grid seed ended at chance,
+    – where a run logged none."""
 
-    def cell(value: float, n_diverged: int) -> str:
-        return "diverged" if n_diverged else "–" if pd.isna(value) else f"{100 * value:.2f}"
+    def cell(value: float, n_diverged: int, n_collapsed: int) -> str:
+        if n_diverged:
+            return "diverged"
+        text = "–" if pd.isna(value) else f"{100 * value:.2f}"
+        return f"{text} (at chance)" if n_collapsed else text
 
     lrs = sorted(grid["lr"].unique(), reverse=True)
     lines = [
@@ -301,7 +351,7 @@ def grid_markdown(grid: pd.DataFrame) -> str:
     for key, group in grid.groupby(KEYS):
         by_lr = group.set_index("lr")
         cells = [
-            cell(by_lr.at[lr, "val_accuracy"], by_lr.at[lr, "diverged"])
+            cell(by_lr.at[lr, "val_accuracy"], by_lr.at[lr, "diverged"], by_lr.at[lr, "collapsed"])
             if lr in by_lr.index
             else ""
             for lr in lrs

@@ -5,8 +5,8 @@ A study's runs log their own throughput, but a converged study trains for hours 
 sessions, and this machine's speed moves between sessions by more than the strategies differ
 (max+flatten on 28×28 images: 7,700 training img/s on 2026-12-02, 3,200 on 2026-12-03). So a
 study's img/s columns compare runs of one session only. This trains every strategy × head of one
-model for a few epochs on random uint8 arrays of the dataset's shape, in `repeats` rounds (odd
-rounds in reverse order, so that no model always runs first or last), through the suite's own
+model for a few epochs on random uint8 arrays of the dataset's shape, in `repeats` rounds (every
+second round in reverse order, so that no model always runs first or last), through the suite's own
 `train` with tracking off, and reports:
 
     train img/s       steady training rate (median over the epochs after the first)
@@ -162,7 +162,7 @@ def write(rows: list[dict[str, Any]], bench: StrategySpeedConfig, command: str) 
             produced_by(f"`{command}`", "keras", keras.backend.backend()),
             f"Every strategy × head trained {bench.epochs} epochs of {bench.images:,} random "
             f"images (batch {bench.batch_size}; the first epoch not counted) in each of "
-            f"{bench.repeats} rounds, odd rounds in reverse order; inference on "
+            f"{bench.repeats} rounds, every second round in reverse order; inference on "
             f"{bench.test_images:,} images after a warm-up batch. `vs max`: the median over "
             "rounds of the round's ratio to max pooling with the same head (> 1: faster). "
             "`train_rounds`: each round's training img/s.",
