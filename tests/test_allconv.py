@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 import shutil
 import subprocess
@@ -202,8 +203,11 @@ def test_second_stage_trains_a_seed_at_the_chosen_lr(
     run = subprocess.run(all_cnn_c, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     table = dsbench("allconv", *args, cwd=tmp_path).stdout
-    assert "| All-CNN-C | 0.05 |" in table and "(n=2) | 9.08 |" in table
-    assert table.count("(n=1)") == 11
+    # A 1-epoch smoke run on random labels may end at chance: "(n=2, 2 at chance)".
+    assert "| All-CNN-C | 0.05 |" in table and re.search(
+        r"\(n=2(, 2 at chance)?\) \| 9\.08 \|", table
+    )
+    assert len(re.findall(r"\(n=1(, 1 at chance)?\)", main_table(table))) == 11
 
 
 def run_row(
@@ -384,7 +388,8 @@ def test_grid_table_shows_every_lr_and_the_divergences() -> None:
 def test_a_run_that_ended_at_chance_is_named_in_the_grid_and_the_list() -> None:
     """lr 0.25 finished with the training loss at ln 10 (every ReLU dead, not NaN): it stays
     a result and is not chosen, but the grid cell and the list say it ended at chance. lr
-    0.1's loss of 2.29 is near chance but not at it; CIFAR-100's chance is ln 100, not ln 10."""
+    0.1's loss of 2.29 is near chance but not at it; CIFAR-100's chance is ln 100, not ln 10;
+    a run at ln 10 with 35 % on validation learned something; an unknown dataset is not judged."""
     ln10 = math.log(10)
     runs = study(
         run_row("springenberg_a", "max", 0.25, 0, 0.1113, 0.90, loss=ln10 + 0.0003),
@@ -393,10 +398,12 @@ def test_a_run_that_ended_at_chance_is_named_in_the_grid_and_the_list() -> None:
         run_row("springenberg_c", "conv", 0.05, 0, 0.40, 0.62, dataset="cifar100", loss=ln10),
         run_row("springenberg_c", "conv", 0.01, 0, 0.01, 0.99, dataset="cifar100", loss=4.6052),
         run_row("springenberg_b", "strided", 0.25, 0, 0.10, 0.90, loss=ln10),
+        run_row("springenberg_b", "max", 0.25, 0, 0.35, 0.66, loss=ln10),  # learned: not chance
+        run_row("springenberg_b", "conv", 0.25, 0, 0.10, 0.90, dataset="svhn", loss=ln10),
     )
-    assert list(runs["collapsed"]) == [True, False, False, False, True, True]
+    assert list(runs["collapsed"]) == [True, False, False, False, True, True, False, False]
     text = springenberg.report(runs)
-    assert "| fashion_mnist | Model A | 11.13 (at chance) | 20.00 | 85.00 |" in text
+    assert "| fashion_mnist | Model A | 11.13 (1 at chance) | 20.00 | 85.00 |" in text
     assert "| fashion_mnist | Model A | 0.05 | 85.00 | 16.00 (n=1) |" in text
     assert "| cifar100 | All-CNN-C | 0.05 | 40.00 | 62.00 (n=1) |" in text
     assert "| fashion_mnist | Strided-CNN-B | 0.25 | 10.00 | 90.00 (n=1, 1 at chance) |" in text

@@ -7,7 +7,7 @@ downsample=max|strided|convpool|conv, head=allconv). The table (`report`): for e
 grid seeds is chosen; it reports that lr's test error over every seed run with it (mean ±
 std, n), the paper's Table 3 error and the difference; per backbone, the order of the four
 variants and whether the paper's claims hold; the lr grid; every run that diverged, and
-every run that collapsed to chance. pandas only (and the dataset registry for the class
+every run that ended at chance. pandas only (and the dataset registry for the class
 count): it reads the frames dsbench.analysis.runs makes.
 """
 
@@ -21,7 +21,7 @@ import sys
 import pandas as pd
 
 from dsbench.config import record_only
-from dsbench.data.registry import get_info
+from dsbench.data.registry import DATASETS
 from dsbench.errors import DIVERGED, DsbenchError
 
 # downsample strategy → the paper's name of the variant of base model X.
@@ -90,14 +90,20 @@ CHANCE_LOSS_TOLERANCE = 0.01  # nats from ln K: a loss this close is a constant 
 def collapsed(runs: pd.DataFrame) -> pd.Series:
     """Which FINISHED runs ended at chance: a final training loss within
     CHANCE_LOSS_TOLERANCE of ln K (K classes), the cross-entropy of an output that ignores
-    the image. Without batch norm a high lr does this too: the loss jumps, every ReLU
-    dies, and the loss then sits at ln K, finite, so the run is not Diverged (a NaN) and
-    finishes. It is a result, but it is the lr's failure, so the report names it."""
-    if "metrics.loss" not in runs:
+    the image, and a validation accuracy under 2/K. Without batch norm a high lr does this
+    too: the loss jumps, every ReLU dies, and the loss then sits at ln K, finite, so the run
+    is not Diverged (a NaN) and finishes. It is a result, but it is the lr's failure, so the
+    report names it. False where the loss, the accuracy or the dataset is unknown."""
+    if "metrics.loss" not in runs or "metrics.val_accuracy" not in runs:
         return pd.Series(False, index=runs.index)
-    chance = runs["dataset"].map(lambda name: math.log(get_info(name).num_classes))
-    off = (pd.to_numeric(runs["metrics.loss"], errors="coerce") - chance).abs()
-    return (runs["status"] == "FINISHED") & (off < CHANCE_LOSS_TOLERANCE)
+    classes = runs["dataset"].map(
+        lambda name: getattr(DATASETS.get(name), "num_classes", math.nan), na_action="ignore"
+    )
+    classes = pd.to_numeric(classes, errors="coerce")
+    loss = pd.to_numeric(runs["metrics.loss"], errors="coerce")
+    val = pd.to_numeric(runs["metrics.val_accuracy"], errors="coerce")
+    at_chance = ((loss - classes.map(math.log)).abs() < CHANCE_LOSS_TOLERANCE) & (val < 2 / classes)
+    return (runs["status"] == "FINISHED") & at_chance
 
 
 def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -268,12 +274,12 @@ def to_markdown(
     collapses: pd.DataFrame | None = None,
 ) -> str:
     """The paper-vs-ours table, a verdict per backbone, and (given) the lr grid, the runs
-    that diverged and the runs that collapsed to chance."""
+    that diverged and the runs that ended at chance."""
 
     def err(row: pd.Series) -> str:
         extra = f", {row.diverged_at_lr} diverged" if row.diverged_at_lr else ""
-        if getattr(row, "collapsed_at_lr", 0):
-            extra += f", {row.collapsed_at_lr} at chance"
+        if row["collapsed_at_lr"]:
+            extra += f", {row['collapsed_at_lr']} at chance"
         if row.seeds == 0:
             return f"– (n=0{extra})"
         std = "" if row.seeds < 2 else f" ± {row.test_error_std:.2f}"
@@ -331,14 +337,14 @@ def to_markdown(
 
 def grid_markdown(grid: pd.DataFrame) -> str:
     """Validation accuracy (%) of every model at every lr of the grid; "diverged" where a
-    grid seed's loss became NaN, "(at chance)" after it where a grid seed ended at chance,
+    grid seed's loss became NaN, "(n at chance)" after it where n grid seeds ended at chance,
     – where a run logged none."""
 
     def cell(value: float, n_diverged: int, n_collapsed: int) -> str:
         if n_diverged:
             return "diverged"
         text = "–" if pd.isna(value) else f"{100 * value:.2f}"
-        return f"{text} (at chance)" if n_collapsed else text
+        return f"{text} ({n_collapsed} at chance)" if n_collapsed else text
 
     lrs = sorted(grid["lr"].unique(), reverse=True)
     lines = [

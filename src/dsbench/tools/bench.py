@@ -191,16 +191,22 @@ def suite(cfg: config.TrainConfig) -> dict[str, float]:
     }
 
 
-def suite_overrides(bench: BenchConfig) -> list[str]:
+def suite_overrides(suite: list[str]) -> list[str]:
     """How the suite trains: the fast path on a GPU, the defaults on a CPU, then `suite`."""
-    return (FAST_PATH if has_gpu() else []) + list(bench.suite)
+    return (FAST_PATH if has_gpu() else []) + list(suite)
+
+
+def suite_backend(suite: list[str]) -> str:
+    """The Keras backend the suite's runs need (JAX on a GPU or where `suite` asks for it),
+    chosen before Keras is imported."""
+    return "jax" if has_gpu() or any("backend=jax" in o for o in suite) else "tensorflow"
 
 
 def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
     from dsbench.tools import torch_loop as loop
 
     gpu = has_gpu()
-    overrides = suite_overrides(bench)
+    overrides = suite_overrides(bench.suite)
     common = [
         "dataset.source=synthetic",
         "dataset.val_fraction=0",
@@ -404,14 +410,11 @@ ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
 def _app(cfg: DictConfig) -> None:
     with cli.exit_on_bad_input():
         bench = config.validate(cfg, BenchConfig)
-        backend = (
-            "jax" if has_gpu() or any("backend=jax" in o for o in bench.suite) else "tensorflow"
-        )
-        select_backend(backend)
+        select_backend(suite_backend(bench.suite))
         with tempfile.TemporaryDirectory() as store:
             rows = measure(bench, f"sqlite:///{store}/mlflow.db")
         command = " ".join(["python -m dsbench.tools.bench", *sys.argv[1:]])
-        write(rows, Path(bench.out_dir), command, suite_overrides(bench))
+        write(rows, Path(bench.out_dir), command, suite_overrides(bench.suite))
 
 
 def main() -> None:

@@ -1,18 +1,17 @@
 """What each downsampling costs in time, measured side by side in one process:
 `python -m dsbench.tools.strategy_speed` (`make bench-strategies`).
 
-A study's runs log their own throughput, but a converged study trains for hours across
-sessions, and this machine's speed moves between sessions by more than the strategies differ
-(max+flatten on 28×28 images: 7,700 training img/s on 2026-12-02, 3,200 on 2026-12-03). So a
-study's img/s columns compare runs of one session only. This trains every strategy × head of one
-model for a few epochs on random uint8 arrays of the dataset's shape, in `repeats` rounds (every
-second round in reverse order, so that no model always runs first or last), through the suite's own
-`train` with tracking off, and reports:
+A converged study trains for hours across sessions, and a shared machine's speed moves between
+sessions by more than the strategies differ (docs/bench.md), so its img/s columns compare the
+runs of one session only. This trains every strategy × head of one model for a few epochs on
+random uint8 arrays of the dataset's shape, in `repeats` rounds (every second round in reverse
+order, so that no model always runs first or last), through the suite's own `train` with
+tracking off (the fast path on a GPU, as `make bench`; `suite` adds overrides), and reports:
 
     train img/s       steady training rate (median over the epochs after the first)
     inference img/s   prediction rate on the test arrays, timed after a warm-up batch
     vs max            the median over rounds of each round's ratio to max pooling, same head:
-                      a slow phase of the machine slows both sides of a ratio alike
+                      a slow phase of the machine that lasts a round slows both sides alike
 
 with FLOPs and parameters, to `<out_dir>/strategies-<device>-<backend>.md` and `.csv`.
 """
@@ -36,11 +35,13 @@ from dsbench.model.downsample import STRATEGIES
 from dsbench.model.heads import HEADS
 from dsbench.model.plan import lookup
 from dsbench.provenance import produced_by
-from dsbench.tools.bench import _compose, device_name
+from dsbench.tools.bench import _compose, device_name, suite_backend, suite_overrides
+from dsbench.training.backend import select_backend
 
 log = logging.getLogger(__name__)
 
 REFERENCE = "max"  # every ratio is to max pooling with the same head
+Job = tuple[str, str]  # (strategy, head)
 
 
 @dataclass
@@ -53,7 +54,8 @@ class StrategySpeedConfig:
     test_images: int = 2048  # the inference rate's images
     batch_size: int = 128  # the studies' batch
     epochs: int = 3  # the first holds compilation and warm-up and is not counted
-    repeats: int = 2  # rounds over every strategy × head
+    repeats: int = 3  # rounds over every strategy × head
+    suite: list[str] = field(default_factory=list)  # overrides of every run (e.g. backend)
     out_dir: str = "results/bench"
 
     def __post_init__(self) -> None:
@@ -61,6 +63,10 @@ class StrategySpeedConfig:
             lookup(STRATEGIES, "downsample", name)
         for name in self.heads:
             lookup(HEADS, "head", name)
+        for key in ("strategies", "heads"):
+            names = getattr(self, key)
+            if len(set(names)) < len(names):
+                raise DsbenchError(f"{key} must not repeat a name, got {names}")
         if REFERENCE not in self.strategies:
             raise DsbenchError(
                 f"strategies must include {REFERENCE}: every ratio is to {REFERENCE} pooling, "
@@ -89,6 +95,7 @@ def job_overrides(bench: StrategySpeedConfig, strategy: str, head: str) -> list[
         f"trainer.epochs={bench.epochs}",
         "trainer.verbose=0",
         "tracking.enabled=false",
+        *suite_overrides(bench.suite),
     ]
 
 
@@ -98,36 +105,50 @@ def measure(bench: StrategySpeedConfig) -> list[dict[str, Any]]:
 
     jobs = [(s, h) for h in bench.heads for s in bench.strategies]
     configs = {job: _compose(job_overrides(bench, *job)) for job in jobs}  # bad config: now
-    measured: dict[tuple[str, str], list[dict[str, float]]] = {job: [] for job in jobs}
-    for round_ in range(bench.repeats):
-        for job in jobs if round_ % 2 == 0 else jobs[::-1]:
-            final = train(configs[job])
-            measured[job].append(final)
-            log.info(
-                "%s+%s round %d: %.0f training img/s, %.0f inference img/s",
-                *job,
-                round_ + 1,
-                final["steady_images_per_sec"],
-                final["inference_images_per_sec"],
-            )
+    measured: dict[Job, list[dict[str, float]]] = {job: [] for job in jobs}
+    for round_, job in schedule(jobs, bench.repeats):
+        final = train(configs[job])
+        measured[job].append(final)
+        log.info(
+            "%s+%s round %d: %.0f training img/s, %.0f inference img/s",
+            *job,
+            round_,
+            final["steady_images_per_sec"],
+            final["inference_images_per_sec"],
+        )
+    return rows_from(measured)
+
+
+def schedule(jobs: list[Job], repeats: int) -> list[tuple[int, Job]]:
+    """(round from 1, job) in the order they train: every second round reversed, so no job
+    always runs first or last, next to the same neighbours."""
+    return [
+        (round_ + 1, job)
+        for round_ in range(repeats)
+        for job in (jobs if round_ % 2 == 0 else jobs[::-1])
+    ]
+
+
+def rows_from(measured: dict[Job, list[dict[str, float]]]) -> list[dict[str, Any]]:
+    """The table's rows from each job's per-round `train` results, in the jobs' order."""
+
+    def rate(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    def vs_max(key: str, mine: list[dict[str, float]], ref: list[dict[str, float]]) -> float:
+        return statistics.median(a[key] / b[key] for a, b in zip(mine, ref, strict=True))
+
     rows = []
-    for strategy, head in jobs:
+    for strategy, head in measured:
         mine, ref = measured[strategy, head], measured[REFERENCE, head]
-
-        def rate(runs: list[dict[str, float]], key: str) -> float:
-            return statistics.median(r[key] for r in runs)
-
-        def vs_max(key: str, mine: list = mine, ref: list = ref) -> float:
-            return statistics.median(a[key] / b[key] for a, b in zip(mine, ref, strict=True))
-
         rows.append(
             {
                 "downsample": strategy,
                 "head": head,
                 "train_images_per_sec": rate(mine, "steady_images_per_sec"),
-                "train_vs_max": vs_max("steady_images_per_sec"),
+                "train_vs_max": vs_max("steady_images_per_sec", mine, ref),
                 "inference_images_per_sec": rate(mine, "inference_images_per_sec"),
-                "inference_vs_max": vs_max("inference_images_per_sec"),
+                "inference_vs_max": vs_max("inference_images_per_sec", mine, ref),
                 "mflops": mine[0]["flops_per_image"] / 1e6,
                 "params": int(mine[0]["params_total"]),
                 "train_rounds": [round(r["steady_images_per_sec"]) for r in mine],
@@ -184,6 +205,7 @@ ConfigStore.instance().store(name="strategy_speed_schema", node=StrategySpeedCon
 def _app(cfg: DictConfig) -> None:
     with cli.exit_on_bad_input():
         bench = config.validate(cfg, StrategySpeedConfig)
+        select_backend(suite_backend(bench.suite))
         rows = measure(bench)
         command = " ".join(["python -m dsbench.tools.strategy_speed", *sys.argv[1:]])
         write(rows, bench, command)
