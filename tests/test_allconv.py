@@ -205,7 +205,7 @@ def test_second_stage_trains_a_seed_at_the_chosen_lr(
     table = dsbench("allconv", *args, cwd=tmp_path).stdout
     # A 1-epoch smoke run on random labels may end at chance: "(n=2, 2 at chance)".
     assert "| All-CNN-C | 0.05 |" in table and re.search(
-        r"\(n=2(, 2 at chance)?\) \| 9\.08 \|", table
+        r"\(n=2(, [12] at chance)?\) \| 9\.08 \|", table
     )
     assert len(re.findall(r"\(n=1(, 1 at chance)?\)", main_table(table))) == 11
 
