@@ -91,7 +91,7 @@ class BenchConfig:
 CPU_IMAGES = {"mnist_convnet": 32768, "allcnn_c": 2048}
 
 
-def _compose(overrides: list[str]) -> config.TrainConfig:
+def compose_train(overrides: list[str]) -> config.TrainConfig:
     """A training config as `python -m dsbench.train <overrides>` would compose it."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -230,9 +230,9 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         images = bench.images or (50_000 if gpu else CPU_IMAGES[name])
         base = [*MODELS[name], *common, f"dataset.train_subset={images}"]
         variants = {
-            "suite": _compose([*base, *overrides]),
-            "no_tracking": _compose([*base, *overrides, "tracking.enabled=false"]),
-            "keras_fit": _compose([*base, *[o for o in overrides if "loop=" not in o]]),
+            "suite": compose_train([*base, *overrides]),
+            "no_tracking": compose_train([*base, *overrides, "tracking.enabled=false"]),
+            "keras_fit": compose_train([*base, *[o for o in overrides if "loop=" not in o]]),
         }
         if with_torch:
             loop.check(variants["keras_fit"].trainer)  # before anything trains
@@ -257,7 +257,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         for variant, measured in results.items():
             rows.append(_row(name, variant, images, bench.batch_size, flops, measured))
     if bench.real_epoch:
-        cfg = _compose(
+        cfg = compose_train(
             [
                 *MODELS["mnist_convnet"],
                 *overrides,
@@ -319,7 +319,7 @@ def table3_projection(rows: list[dict[str, Any]]) -> str:
     flops = 0
     for model in ("springenberg_a", "springenberg_b", "springenberg_c"):
         for downsample in springenberg2015.VARIANTS:
-            cfg = _compose(["dataset=cifar10", f"model={model}", f"downsample={downsample}"])
+            cfg = compose_train(["dataset=cifar10", f"model={model}", f"downsample={downsample}"])
             flops += flops_per_image(plan_from_config(cfg, (32, 32, 3), 10), (32, 32, 3))
     seconds = TABLE3["epochs"] * TABLE3["images"] * 3 * flops / (measured[0]["train_tflops"] * 1e12)
     return (

@@ -35,7 +35,7 @@ from dsbench.model.downsample import STRATEGIES
 from dsbench.model.heads import HEADS
 from dsbench.model.plan import lookup
 from dsbench.provenance import produced_by
-from dsbench.tools.bench import _compose, device_name, suite_backend, suite_overrides
+from dsbench.tools.bench import compose_train, device_name, suite_backend, suite_overrides
 from dsbench.training.backend import select_backend
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def measure(bench: StrategySpeedConfig) -> list[dict[str, Any]]:
     from dsbench.training.run import train
 
     jobs = [(s, h) for h in bench.heads for s in bench.strategies]
-    configs = {job: _compose(job_overrides(bench, *job)) for job in jobs}  # bad config: now
+    configs = {job: compose_train(job_overrides(bench, *job)) for job in jobs}  # bad config: now
     measured: dict[Job, list[dict[str, float]]] = {job: [] for job in jobs}
     for round_, job in schedule(jobs, bench.repeats):
         final = train(configs[job])
