@@ -15,13 +15,6 @@ from dsbench.studies import springenberg2015 as study
 
 FOLDER = Path(__file__).resolve().parents[1] / "results" / "springenberg2015-fashion_mnist"
 EXPERIMENT = "springenberg2015-fashion_mnist"
-# The README's short names, as study.variant spells them for backbone b.
-LONG = {
-    "Model": "Model {b}",
-    "Strided": "Strided-CNN-{b}",
-    "ConvPool": "ConvPool-CNN-{b}",
-    "All-CNN": "All-CNN-{b}",
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +36,9 @@ def readme_rows() -> dict[str, list[tuple[str, float, float]]]:
         found = re.fullmatch(r"\| ([ABC]) \| (.+?) \| .+ \|", line)
         if found:
             b, ours = found.groups()
-            cells = [re.fullmatch(r"(\S+) ([\d.]+) ± ([\d.]+)", c) for c in ours.split(" < ")]
+            cells = [re.fullmatch(r"(.+) ([\d.]+) ± ([\d.]+)", c) for c in ours.split(" < ")]
             assert all(cells), line
-            rows[b] = [
-                (LONG[c[1]].format(b=b), float(c[2]), float(c[3]))
-                for c in cells  # type: ignore[index]
-            ]
+            rows[b] = [(c[1], float(c[2]), float(c[3])) for c in cells]  # type: ignore[index]
     return rows
 
 
