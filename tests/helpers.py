@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,13 @@ def dsbench(
 
 def store_uri(folder: Path) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def committed_store(results_folder: Path, tmp: Path) -> str:
+    """URI of a copy of a results folder's committed `mlflow.db`: opening a store may migrate
+    or lock it, and the committed file must not change."""
+    shutil.copy(results_folder / "mlflow.db", tmp / "mlflow.db")
+    return store_uri(tmp)
 
 
 def all_runs(uri: str, view: int = ViewType.ACTIVE_ONLY) -> list[Run]:

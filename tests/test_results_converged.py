@@ -5,11 +5,11 @@ committed store snapshot, the README's status line counts the snapshot's runs, a
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import committed_store
 
 from dsbench.analysis.runs import load_runs
 from dsbench.analysis.tables import comparison
@@ -24,10 +24,7 @@ SEEDS = 3
 @pytest.fixture(scope="module", params=STUDIES)
 def study(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     name = request.param
-    # A copy: opening a store may migrate or lock it, and the committed file must not change.
-    store = tmp_path_factory.mktemp(name) / "mlflow.db"
-    shutil.copy(RESULTS / name / "mlflow.db", store)
-    runs = load_runs(f"sqlite:///{store}", name)
+    runs = load_runs(committed_store(RESULTS / name, tmp_path_factory.mktemp(name)), name)
     return RESULTS / name, runs
 
 

@@ -4,11 +4,11 @@ the committed store snapshot, and the README's verdict table copies that table's
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import committed_store
 
 from dsbench.allconv import study_runs
 from dsbench.studies import springenberg2015 as study
@@ -19,10 +19,7 @@ EXPERIMENT = "springenberg2015-fashion_mnist"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    # A copy: opening a store may migrate or lock it, and the committed file must not change.
-    store = tmp_path_factory.mktemp("store") / "mlflow.db"
-    shutil.copy(FOLDER / "mlflow.db", store)
-    return study_runs(f"sqlite:///{store}", EXPERIMENT)
+    return study_runs(committed_store(FOLDER, tmp_path_factory.mktemp("store")), EXPERIMENT)
 
 
 def test_table_is_what_the_snapshot_gives(runs: pd.DataFrame) -> None:
