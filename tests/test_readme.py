@@ -83,3 +83,17 @@ def test_every_relative_link_resolves() -> None:
         for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" not in target:
                 assert (page.parent / target).exists(), (page.name, target)
+
+
+def test_configuration_page_lists_every_config_group_option() -> None:
+    """docs/configuration.md's group table is a copy of conf/'s folders: a new yaml (a strategy,
+    a study) fails here until the page names it."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    table = page.split("| group | options |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", table, flags=re.M)
+    groups = {d.name for d in (ROOT / "conf").iterdir() if d.is_dir()}
+    # local/ is the user's own, git-ignored; __pycache__ is Python's
+    assert {g for g, _ in rows} == groups - {"local", "__pycache__"}
+    for group, options in rows:
+        listed = set(re.findall(r"`(\w+)`", options))
+        assert listed == {f.stem for f in (ROOT / "conf" / group).glob("*.yaml")}, group
