@@ -69,8 +69,8 @@ reproduce-allconv:  ## Springenberg 2015's 12 models × 4 lr (PRESET=small|fashi
 analyze:  ## tables, plots and dashboard of a study into results/<experiment>/ (ARGS="experiment=...")
 	$(PY) -m dsbench.analyze $(ARGS)
 
-screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard) in headless Chromium; ARGS="--experiment ..."
-	$(PY) -m dsbench.tools.ui $(ARGS)
+screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard) in headless Chromium (devtools/mlflow_ui.py); ARGS="--experiment ..."
+	$(PY) -m devtools.mlflow_ui $(ARGS)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
 	$(PY) -m dsbench.describe $(ARGS)
@@ -81,8 +81,8 @@ bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch 
 bench-strategies:  ## what each downsampling costs in time: every strategy × head side by side → results/bench/strategies-<device>-<backend>.md; ARGS=
 	$(PY) -m dsbench.tools.strategy_speed $(ARGS)
 
-bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL) → results/bench/analysis-scale.md
-	$(PY) -m dsbench.tools.analysis_scale $(ARGS)
+bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL; devtools/analysis_scale.py) → results/bench/analysis-scale.md
+	$(PY) -m devtools.analysis_scale $(ARGS)
 
 docs:  ## regenerate README's strategy table (from the code) and result table (from the headline study in results/); a test checks both
 	$(PY) -m dsbench.tools.docs

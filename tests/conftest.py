@@ -1,4 +1,5 @@
-"""Shared fixtures. Real data comes from ../shared/data (never copied into the repo)."""
+"""Shared fixtures. Real data comes from $DSBENCH_DATA, else ../shared/data beside the checkout
+(never copied into the repo)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,27 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import TINY, dsbench, store_uri
+from helpers import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_ENV = "DSBENCH_DATA"  # what the configs read too (dataset.archive_dir); the Makefile sets it
+SHARED_DATA = ROOT.parent / "shared" / "data"  # this project's machines keep the data there
+
+
+def data_root() -> Path:
+    """The folder holding <dataset>/ with the official archives: $DSBENCH_DATA if set
+    (relative to the folder pytest runs in), else ../shared/data beside the checkout."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser().resolve() if value else SHARED_DATA
+
 
 # Nothing in a test reaches beyond 127.0.0.1: archives a test lacks are "fetched" from a port
 # where nothing listens (refused at once), unless the test points at its own mirror.
 os.environ["DSBENCH_MIRROR"] = "http://127.0.0.1:9"
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"  # never via a proxy
 
-# The session fixtures that train or prepare TFDS: a test using one (directly or through
+# The fixtures that train or prepare TFDS (here, test_train.py's `mnist_epoch` and
+# test_springenberg2015.py's `twelve_model_store`): a test using one (directly or through
 # another fixture) is slow, and must say so, so that `make test-fast` trains nothing.
 TRAINING_FIXTURES = {"mnist_tfds", "study_store", "mnist_epoch", "twelve_model_store"}
 
@@ -36,10 +47,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.fail(f"real MNIST archives expected in {SHARED_DATA}/mnist (see README: Data)")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """Where the real archives are looked for (`data_root`); a dataset may be missing there."""
+    return data_root()
+
+
+@pytest.fixture(scope="session")
+def shared_data(data_dir: Path) -> Path:
+    """The data folder, which holds the real MNIST archives (else the test fails, saying where
+    it looked and how to point it elsewhere)."""
+    if not (data_dir / "mnist").is_dir():
+        found = f"from ${DATA_ENV}" if os.environ.get(DATA_ENV) else f"${DATA_ENV} is not set"
+        pytest.fail(
+            f"real MNIST archives expected in {data_dir / 'mnist'} ({found}): set {DATA_ENV} to "
+            "a folder holding mnist/, or fetch them there with `make data DATASETS=mnist`",
+            pytrace=False,
+        )
+    return data_dir
 
 
 @pytest.fixture(scope="session")
@@ -101,19 +125,12 @@ def study_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     The sweep's end logs its analysis (tables, plots, dashboard) to the parent run. Shared by
     the analysis and the MLflow UI tests; returns the store's URI.
     """
-    folder = tmp_path_factory.mktemp("study")
-    uri = store_uri(folder)
-    out = dsbench(
-        "train",
-        "-m",
-        *TINY,
-        f"dataset.archive_dir={shared_data / 'mnist'}",
+    return train(
+        tmp_path_factory.mktemp("study"),
         "downsample=max,blur",
         "trainer.seed=0,1",
         "tracking.experiment=study",
         f"tracking.description='{STUDY_DESCRIPTION}'",
-        f"tracking.uri={uri}",
-        cwd=folder,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return uri
+        data=shared_data / "mnist",
+        sweep=True,
+    ).uri

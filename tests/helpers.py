@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -20,9 +21,6 @@ TINY = (  # a few hundred images: enough to exercise the whole path in seconds
     "trainer.verbose=0",
 )
 
-
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_images_per_sec")
-FINAL_METRICS = ("test_accuracy", "params_total", "flops_per_image", "shift_consistency")
 
 # Runs a module as `python -m` does, then says on stdout whether TensorFlow was imported.
 PROBE_TF = (
@@ -65,3 +63,39 @@ def all_runs(uri: str, view: int = ViewType.ACTIVE_ONLY) -> list[Run]:
     client = mlflow.MlflowClient(tracking_uri=uri)
     ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     return client.search_runs(ids, run_view_type=view) if ids else []
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What `train` leaves: the finished command, its store's URI and the runs in that store."""
+
+    out: subprocess.CompletedProcess
+    uri: str
+    runs: list[Run]
+
+
+def train(
+    folder: Path,
+    *overrides: str,
+    data: Path | None,
+    sweep: bool = False,
+    tiny: bool = True,
+    timeout: int = 900,
+) -> Trained:
+    """`python -m dsbench.train [-m] TINY… dataset.archive_dir=<data> tracking.uri=<sqlite
+    file in folder> overrides…` run in `folder`; fails the test (stderr's tail) unless it
+    exits 0. `data` is the folder of the dataset's archives (None: the overrides say where);
+    `tiny=False` leaves out TINY's subsets and epoch."""
+    uri = store_uri(folder)
+    out = dsbench(
+        "train",
+        *(["-m"] if sweep else []),
+        *(TINY if tiny else ()),
+        *([f"dataset.archive_dir={data}"] if data is not None else []),
+        f"tracking.uri={uri}",
+        *overrides,
+        cwd=folder,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Trained(out, uri, all_runs(uri))

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dsbench.tools.services import postgres as cluster
-from dsbench.tools.ui import free_port, wait_until_healthy
+from devtools.mlflow_ui import free_port, wait_until_healthy
+from devtools.postgres import postgres as cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 

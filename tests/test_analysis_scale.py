@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from dsbench.analysis.runs import histories, load_runs, search
+from devtools.analysis_scale import EXPERIMENT, fill
+from devtools.mlflow_ui import mlflow_ui
+from dsbench.analysis.load import histories, load_runs, search
 from dsbench.analysis.tables import comparison
-from dsbench.tools.analysis_scale import EXPERIMENT, fill
-from dsbench.tools.ui import mlflow_ui
+from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Metric, Tag, tag_column
 
 pytestmark = pytest.mark.slow  # fills a store of a few hundred runs
 
@@ -47,7 +48,7 @@ def test_the_store_is_shaped_like_the_suites(store: str) -> None:
     assert runs.groupby(["downsample", "head"]).size().eq(RUNS // 20).all()
 
 
-@pytest.mark.parametrize("metric", ["val_accuracy", "loss"])
+@pytest.mark.parametrize("metric", [Metric.VAL_ACCURACY, Metric.LOSS])
 def test_bulk_history_equals_one_call_per_run(store: str, metric: str) -> None:
     ids = list(load_runs(store, EXPERIMENT)["run_id"])
     bulk = histories(store, ids, metric)
@@ -58,10 +59,10 @@ def test_bulk_history_equals_one_call_per_run(store: str, metric: str) -> None:
 def test_bulk_history_through_a_tracking_server(store: str, tmp_path: Path) -> None:
     ids = list(load_runs(store, EXPERIMENT)["run_id"])
     with mlflow_ui(store, tmp_path / "server.log") as base:
-        over_http = histories(base, ids, "val_accuracy")
+        over_http = histories(base, ids, Metric.VAL_ACCURACY)
         table = comparison(load_runs(base, EXPERIMENT))
     pd.testing.assert_frame_equal(
-        ordered(over_http), ordered(run_by_run(store, ids, "val_accuracy"))
+        ordered(over_http), ordered(run_by_run(store, ids, Metric.VAL_ACCURACY))
     )
     pd.testing.assert_frame_equal(table, comparison(load_runs(store, EXPERIMENT)))
 
@@ -81,9 +82,9 @@ def test_sql_search_is_mlflows_search(store: str) -> None:
     assert len(ours) == len(theirs) == RUNS + 1  # and the sweep parent
     assert list(ours["run_id"]) == list(theirs["run_id"])  # newest first, as MLflow orders
     pd.testing.assert_frame_equal(comparable(ours), comparable(theirs))
-    parent = theirs.loc[theirs["tags.dsbench.role"] == "sweep", "run_id"].item()
+    parent = theirs.loc[theirs[tag_column(Tag.ROLE)] == SWEEP_ROLE, "run_id"].item()
     children = mlflow.search_runs(
-        experiment_names=[EXPERIMENT], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+        experiment_names=[EXPERIMENT], filter_string=f"{tag_column(PARENT_RUN)} = '{parent}'"
     )
     pd.testing.assert_frame_equal(
         comparable(search(store, EXPERIMENT, parent)), comparable(children)
@@ -96,10 +97,12 @@ def test_table_equals_the_runs_read_one_by_one(store: str) -> None:
     mlflow.set_tracking_uri(store)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     by_group: dict[tuple[str, str], list[float]] = {}
-    for run in client.search_runs([experiment], "tags.downsample != ''", max_results=1000):
+    for run in client.search_runs(
+        [experiment], f"{tag_column(Tag.DOWNSAMPLE)} != ''", max_results=1000
+    ):
         full = client.get_run(run.info.run_id)  # this run alone
-        key = (full.data.tags["downsample"], full.data.tags["head"])
-        by_group.setdefault(key, []).append(full.data.metrics["test_error"])
+        key = (full.data.tags[Tag.DOWNSAMPLE], full.data.tags[Tag.HEAD])
+        by_group.setdefault(key, []).append(full.data.metrics[Metric.TEST_ERROR])
     assert len(by_group) == len(table) == 20
     for key, errors in by_group.items():
         assert table.loc[key, "seeds"] == len(errors)

@@ -15,6 +15,8 @@ from mlflow import MlflowClient
 
 from dsbench.analysis.report import analyze
 from dsbench.analysis.tables import comparison, to_markdown
+from dsbench.contract import DESCRIPTION, Metric, Tag, metric_column, tag_column
+from dsbench.tracking.sweep import SWEEP_FILTER
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = {"accuracy_vs_params", "accuracy_vs_throughput", "learning_curves", "accuracy_vs_shift"}
@@ -31,16 +33,18 @@ def test_table_numbers_equal_mlflow(study_store: str, report: tuple[pd.DataFrame
     table, out = report
     assert sorted(table["downsample"]) == ["blur", "max"]
     mlflow.set_tracking_uri(study_store)
-    runs = mlflow.search_runs(experiment_names=["study"], filter_string="tags.downsample = 'blur'")
+    runs = mlflow.search_runs(
+        experiment_names=["study"], filter_string=f"{tag_column(Tag.DOWNSAMPLE)} = 'blur'"
+    )
     row = table[table["downsample"] == "blur"].iloc[0]
     for metric in (
-        "test_error",
-        "shift_consistency",
-        "steady_images_per_sec",
-        "total_train_seconds",
-        "inference_images_per_sec",
+        Metric.TEST_ERROR,
+        Metric.SHIFT_CONSISTENCY,
+        Metric.STEADY_IMAGES_PER_SEC,
+        Metric.TOTAL_TRAIN_SECONDS,
+        Metric.INFERENCE_IMAGES_PER_SEC,
     ):
-        values = runs[f"metrics.{metric}"]
+        values = runs[metric_column(metric)]
         assert row[f"{metric}_mean"] == pytest.approx(values.mean())
         assert row[f"{metric}_std"] == pytest.approx(values.std())
     assert (table["seeds"] == 2).all()
@@ -87,10 +91,8 @@ def test_dashboard_is_self_contained(report: tuple[pd.DataFrame, Path]) -> None:
 def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None:
     client = MlflowClient(tracking_uri=study_store)
     experiment = client.get_experiment_by_name("study")
-    assert experiment.tags["mlflow.note.content"] == STUDY_DESCRIPTION
-    (parent,) = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.`dsbench.role` = 'sweep'"
-    )
+    assert experiment.tags[DESCRIPTION] == STUDY_DESCRIPTION
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string=SWEEP_FILTER)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "analysis")}
     expected = {f"analysis/comparison.{e}" for e in ("md", "csv", "tex", "html")}
     assert logged >= expected | {"analysis/dashboard.html", "analysis/plots"}
@@ -146,7 +148,7 @@ def test_runs_that_differ_in_a_param_are_not_averaged() -> None:
             "status": "FINISHED",
             "params.trainer.lr": lr,
             "params.trainer.seed": seed,
-            "metrics.test_error": error,
+            metric_column(Metric.TEST_ERROR): error,
         }
         for lr, seed, error in [("0.1", "0", 0.2), ("0.1", "1", 0.4), ("0.01", "0", 0.9)]
     ]

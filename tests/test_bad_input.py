@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dsbench import cli, config
 from dsbench.data.idx import read_idx_gz, write_idx_gz
 from dsbench.errors import DsbenchError
-from dsbench.training.run import preflight
+from dsbench.training.job import make_job
 
 CASES = {
     "unknown dataset": (
@@ -119,11 +119,11 @@ def composed_error(overrides: list[str]) -> str:
     config.register()
     with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
         try:
-            preflight(config.validate(compose("train", overrides=overrides)))
+            make_job(compose("train", overrides=overrides), store=False)
         except DsbenchError as e:
             return str(e)
         except (HydraException, OmegaConfBaseException) as e:
-            return cli.one_line(e)
+            return cli.config_error_line(e)
     pytest.fail(f"{overrides} was accepted")
 
 

@@ -30,13 +30,13 @@ from cifar_fixtures import (
     write_tar_gz,
 )
 
+from dsbench.config import DatasetConfig
 from dsbench.data.archives import load_archives, md5_of
 from dsbench.data.cifar import CIFAR10, CIFAR100, read_cifar_archive
 from dsbench.data.registry import DATASETS
 from dsbench.data.splits import load_splits
 from dsbench.errors import DsbenchError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 C10 = DATASETS["cifar10"]
 C100 = DATASETS["cifar100"]
 
@@ -155,37 +155,33 @@ def test_fixture_writer_is_the_official_record_format() -> None:
 # --- load_splits on generated archives ---------------------------------------------------------
 
 
+def _generated(name: str, folder: Path, **values: object) -> DatasetConfig:
+    """The archive source on a generated archive (not the official md5)."""
+    return DatasetConfig(name, "archive", str(folder), verify_md5=False, **values)
+
+
 def test_load_splits_cifar10_archive(cifar10_archive_dir: Path) -> None:
-    a = load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.1, 0, verify_md5=False)
+    a = load_splits(_generated("cifar10", cifar10_archive_dir))
     assert a.info is C10 and a.source == "archive"
     assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (90, 10, 20)
     assert a.x_val.shape[1:] == (32, 32, 3) and a.x_val.dtype == np.uint8
-    b = load_splits(
-        "cifar10", "archive", cifar10_archive_dir, None, 0.1, 0, 40, 15, verify_md5=False
-    )
+    b = load_splits(_generated("cifar10", cifar10_archive_dir, train_subset=40, test_subset=15))
     assert (len(b.x_train), len(b.x_val), len(b.x_test)) == (40, 10, 15)
     np.testing.assert_array_equal(a.x_val, b.x_val)  # same split seed: same val set
-    c = load_splits(
-        "cifar10", "archive", cifar10_archive_dir, None, 0.1, 0, 40, 15, verify_md5=False
-    )
+    c = load_splits(_generated("cifar10", cifar10_archive_dir, train_subset=40, test_subset=15))
     np.testing.assert_array_equal(b.x_train, c.x_train)
     np.testing.assert_array_equal(b.y_test, c.y_test)
 
 
 def test_load_splits_cifar100_archive(cifar100_archive_dir: Path) -> None:
-    s = load_splits("cifar100", "archive", cifar100_archive_dir, None, 0.2, 1, verify_md5=False)
+    s = load_splits(_generated("cifar100", cifar100_archive_dir, val_fraction=0.2, split_seed=1))
     assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (160, 40, 100)
     assert s.y_train.max() < 100 and s.y_train.dtype == np.uint8
 
 
 def test_load_splits_verifies_md5_by_default(cifar10_archive_dir: Path) -> None:
     with pytest.raises(DsbenchError, match="is corrupt: md5"):
-        load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.1, 0)
-
-
-def test_verify_md5_must_be_bool(cifar10_archive_dir: Path) -> None:
-    with pytest.raises(DsbenchError, match="verify_md5='no' is invalid"):
-        load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.1, 0, verify_md5="no")
+        load_splits(DatasetConfig("cifar10", "archive", str(cifar10_archive_dir)))
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -347,7 +343,7 @@ def test_tfds_missing_archive_fails_fast(tmp_path: Path, name: str, archive: str
     manual.mkdir()
     start = time.monotonic()
     with pytest.raises(DsbenchError) as err:
-        load_splits(name, "tfds", manual, tmp_path / "tfds", 0.1, 0)
+        load_splits(DatasetConfig(name, "tfds", str(manual), tfds_data_dir=str(tmp_path / "tfds")))
     msg = _one_line(err)
     # Fetched first (from the session's closed mirror port), before TFDS is asked.
     assert msg.startswith(f"cannot fetch {name} ({archive}) from http://127.0.0.1:9/{name}/")
@@ -360,7 +356,8 @@ def test_tfds_generated_archive_fails_checksum(tmp_path: Path, cifar10_archive_d
     """TFDS refuses a non-official archive (we never register checksums): one line, no hang."""
     start = time.monotonic()
     with pytest.raises(DsbenchError) as err:
-        load_splits("cifar10", "tfds", cifar10_archive_dir, tmp_path / "tfds", 0.1, 0)
+        tfds = str(tmp_path / "tfds")
+        load_splits(DatasetConfig("cifar10", "tfds", str(cifar10_archive_dir), tfds_data_dir=tfds))
     msg = _one_line(err)
     assert "TFDS could not prepare cifar10" in msg
     path = cifar10_archive_dir / CIFAR10_ARCHIVE
@@ -374,8 +371,8 @@ def test_tfds_generated_archive_fails_checksum(tmp_path: Path, cifar10_archive_d
 
 
 @pytest.mark.parametrize(("info", "n_train"), [(C10, 50000), (C100, 50000)], ids=["c10", "c100"])
-def test_real_archive_if_present(info, n_train: int) -> None:
-    folder = SHARED_DATA / info.name
+def test_real_archive_if_present(info, n_train: int, data_dir: Path) -> None:
+    folder = data_dir / info.name
     if not (folder / info.files["archive"][0]).is_file():
         pytest.skip(f"no official {info.files['archive'][0]} in {folder} (cannot be downloaded)")
     x_train, y_train, x_test, y_test = load_archives(info, folder)  # md5 checked

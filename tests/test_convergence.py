@@ -7,9 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY, all_runs, dsbench, store_uri
+from helpers import dsbench, train
 
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainerConfig
+from dsbench.config import (
+    DatasetConfig,
+    DownsampleConfig,
+    HeadConfig,
+    ModelConfig,
+    TrainerConfig,
+)
+from dsbench.contract import Metric
 from dsbench.data.splits import load_splits
 
 pytestmark = pytest.mark.slow  # trains tiny models
@@ -22,11 +29,16 @@ STOPPING = ("trainer.early_stopping_patience=2", "trainer.early_stopping_min_del
 def test_best_weights_are_restored(shared_data: Path) -> None:
     import keras
 
-    from dsbench.build.keras_model import build_keras
+    from dsbench.frameworks.keras_model import build_keras
     from dsbench.model.plan import plan_model
     from dsbench.training import fit
 
-    splits = load_splits("mnist", "archive", shared_data / "mnist", None, 0.05, 0, 512, 256)
+    mnist = str(shared_data / "mnist")
+    splits = load_splits(
+        DatasetConfig(
+            "mnist", "archive", mnist, val_fraction=0.05, train_subset=512, test_subset=256
+        )
+    )
     trainer = TrainerConfig(
         epochs=6, batch_size=64, lr=0.01, early_stopping_patience=2, early_stopping_min_delta=10
     )
@@ -35,11 +47,11 @@ def test_best_weights_are_restored(shared_data: Path) -> None:
         plan_model(ModelConfig(), DownsampleConfig(), HeadConfig(), 10), (28, 28, 1)
     )
     fit.compile_model(model, trainer, 8)
-    logged: list[int] = []
-    history, timing = fit.fit(model, splits, trainer, lambda m, epoch: logged.append(epoch))
-    val_losses = history.history["val_loss"]
-    assert len(val_losses) == 3 and logged == [1, 2, 3]  # stopped after the third epoch
-    assert timing.best_epoch == 1
+    logged: list[tuple[int, dict[str, float]]] = []
+    fitted = fit.fit(model, splits, trainer, lambda m, epoch: logged.append((epoch, m)))
+    val_losses = [m[Metric.VAL_LOSS] for _, m in logged]
+    assert len(val_losses) == 3 and [e for e, _ in logged] == [1, 2, 3]  # stopped after 3
+    assert fitted.best_epoch == 1 and fitted.stopped and not fitted.diverged
     now = model.evaluate(splits.x_val, splits.y_val, verbose=0, return_dict=True)["loss"]
     assert now == pytest.approx(val_losses[0], rel=1e-4)  # epoch 1's weights, restored
     assert not np.isclose(val_losses[0], val_losses[-1])  # and they are not the last ones
@@ -47,19 +59,8 @@ def test_best_weights_are_restored(shared_data: Path) -> None:
 
 
 def test_run_logs_where_it_stopped(shared_data: Path, tmp_path: Path) -> None:
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        *TINY,
-        "trainer.epochs=6",
-        *STOPPING,
-        f"dataset.archive_dir={shared_data / 'mnist'}",
-        f"tracking.uri={uri}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = all_runs(uri)
-    assert run.data.metrics["stopped_epoch"] == 3 and run.data.metrics["best_epoch"] == 1
+    (run,) = train(tmp_path, "trainer.epochs=6", *STOPPING, data=shared_data / "mnist").runs
+    assert run.data.metrics[Metric.STOPPED_EPOCH] == 3 and run.data.metrics[Metric.BEST_EPOCH] == 1
     assert run.data.params["trainer.early_stopping_patience"] == "2"
 
 

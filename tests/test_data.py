@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import re
 import shutil
 import struct
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsbench.config import DatasetConfig
 from dsbench.data.archives import load_archives, md5_of
 from dsbench.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_gz, write_idx_gz
 from dsbench.data.registry import DATASETS
@@ -35,6 +35,16 @@ DECOMPRESSED_MD5 = {
     },
 }
 MNIST = DATASETS["mnist"]
+
+
+def _mnist(
+    source: str, archive_dir: Path, tfds_data_dir: Path | None = None, **values: object
+) -> DatasetConfig:
+    """MNIST's DatasetConfig from `source` with these folders; other values the schema's."""
+    folders = {"archive_dir": str(archive_dir)}
+    if tfds_data_dir is not None:
+        folders["tfds_data_dir"] = str(tfds_data_dir)
+    return DatasetConfig("mnist", source, **folders, **values)
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -116,7 +126,7 @@ def test_write_then_read_idx_roundtrip(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tfds_same_data_as_archive(mnist_tfds: Path, mnist_manual_dir: Path, mnist_arrays) -> None:
-    splits = load_splits("mnist", "tfds", mnist_manual_dir, mnist_tfds, 0.0, 0)
+    splits = load_splits(_mnist("tfds", mnist_manual_dir, mnist_tfds, val_fraction=0.0))
     assert splits.source == "tfds"
     x_train, y_train, x_test, y_test = mnist_arrays
     for got, want in [
@@ -136,7 +146,8 @@ def test_tfds_same_data_as_archive(mnist_tfds: Path, mnist_manual_dir: Path, mni
 
 @pytest.mark.slow
 def test_tfds_split_sizes(mnist_tfds: Path, mnist_manual_dir: Path) -> None:
-    splits = load_splits("mnist", "tfds", mnist_manual_dir, mnist_tfds, 0.1, 3, 500, 300)
+    subsets = {"split_seed": 3, "train_subset": 500, "test_subset": 300}
+    splits = load_splits(_mnist("tfds", mnist_manual_dir, mnist_tfds, **subsets))
     assert (len(splits.x_train), len(splits.x_val), len(splits.x_test)) == (500, 6000, 300)
     assert set(np.unique(splits.y_train).tolist()) == set(range(10))
 
@@ -148,7 +159,7 @@ def test_tfds_without_archives_offline_fails_fast(tmp_path: Path) -> None:
     manual.mkdir()
     start = time.monotonic()
     with pytest.raises(ExternalError) as err:
-        load_splits("mnist", "tfds", manual, tmp_path / "tfds", 0.1, 0)
+        load_splits(_mnist("tfds", manual, tmp_path / "tfds"))
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.startswith("cannot fetch mnist (train-images-idx3-ubyte.gz, ")
@@ -167,7 +178,7 @@ def test_archive_dir_with_tilde(shared_data: Path, monkeypatch: pytest.MonkeyPat
 
 def test_tfds_missing_manual_dir_is_created_for_the_fetch(tmp_path: Path) -> None:
     with pytest.raises(ExternalError, match="cannot fetch mnist"):
-        load_splits("mnist", "tfds", tmp_path / "nope", tmp_path / "tfds", 0.1, 0)
+        load_splits(_mnist("tfds", tmp_path / "nope", tmp_path / "tfds"))
     assert (tmp_path / "nope").is_dir()
 
 
@@ -178,7 +189,7 @@ def test_tfds_bad_checksum(tmp_path: Path, shared_data: Path) -> None:
     bad.write_bytes(bytes(data))
     manual = _archive_dir_with(tmp_path, shared_data, "train_labels", bad)
     with pytest.raises(DsbenchError) as err:
-        load_splits("mnist", "tfds", manual, tmp_path / "tfds", 0.1, 0)
+        load_splits(_mnist("tfds", manual, tmp_path / "tfds"))
     msg = str(err.value)
     assert "\n" not in msg
     assert "TFDS could not prepare mnist" in msg
@@ -279,47 +290,15 @@ def test_labels_file_where_images_expected(tmp_path: Path) -> None:
 
 def test_unknown_dataset(tmp_path: Path) -> None:
     with pytest.raises(DsbenchError) as err:
-        load_splits("cifar7", "archive", tmp_path, None, 0.1, 0)
+        load_splits(DatasetConfig("cifar7", "archive", str(tmp_path)))
     msg = str(err.value)
     # One wording for a bad name, the config's and the loader's alike.
     assert msg == "unknown dataset 'cifar7'; choose one of: cifar10, cifar100, fashion_mnist, mnist"
 
 
-def test_unknown_source(tmp_path: Path) -> None:
-    with pytest.raises(DsbenchError) as err:
-        load_splits("mnist", "web", tmp_path, None, 0.1, 0)
-    assert "unknown dataset source 'web'" in str(err.value)
-    assert "tfds, archive" in str(err.value)
-
-
-def test_tfds_needs_data_dir(tmp_path: Path) -> None:
-    with pytest.raises(DsbenchError, match="needs a TFDS data dir"):
-        load_splits("mnist", "tfds", tmp_path, None, 0.1, 0)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "expected"),
-    [
-        ({"val_fraction": 1.0}, "val_fraction=1.0 is invalid"),
-        ({"val_fraction": -0.1}, "val_fraction=-0.1 is invalid"),
-        ({"val_fraction": True}, "val_fraction=True is invalid"),
-        ({"split_seed": -1}, "split_seed=-1 is invalid"),
-        ({"train_subset": 0}, "train_subset=0 is invalid: use a positive integer"),
-        ({"train_subset": 2.5}, "train_subset=2.5 is invalid"),
-        ({"test_subset": -3}, "test_subset=-3 is invalid"),
-        ({"test_subset": True}, "test_subset=True is invalid"),
-    ],
-)
-def test_bad_split_arguments(tmp_path: Path, kwargs: dict, expected: str) -> None:
-    # Checked before any loading: tmp_path holds no archives.
-    args = {"val_fraction": 0.1, "split_seed": 0, **kwargs}
-    with pytest.raises(DsbenchError, match=re.escape(expected)):
-        load_splits("mnist", "archive", tmp_path, None, **args)
-
-
 def test_subset_larger_than_data(shared_data: Path) -> None:
     with pytest.raises(DsbenchError, match="test_subset=10001 is larger than the 10000"):
-        load_splits("mnist", "archive", shared_data / "mnist", None, 0.1, 0, test_subset=10001)
+        load_splits(_mnist("archive", shared_data / "mnist", test_subset=10001))
 
 
 # --- seeded validation split and subsets ---------------------------------------------------
@@ -366,8 +345,9 @@ def test_subsets_every_class(mnist_arrays) -> None:
 
 
 def test_load_splits_archive_end_to_end(shared_data: Path) -> None:
-    a = load_splits("mnist", "archive", shared_data / "mnist", None, 0.1, 7, 1000, 500)
-    b = load_splits("mnist", "archive", shared_data / "mnist", None, 0.1, 7, 1000, 500)
+    subsets = {"split_seed": 7, "train_subset": 1000, "test_subset": 500}
+    a = load_splits(_mnist("archive", shared_data / "mnist", **subsets))
+    b = load_splits(_mnist("archive", shared_data / "mnist", **subsets))
     assert a.source == "archive" and a.info is MNIST
     assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (1000, 6000, 500)
     assert a.x_val.shape[1:] == (28, 28, 1) and a.y_val.dtype == np.uint8

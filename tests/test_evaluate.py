@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsbench.config import EvaluationConfig
+from dsbench.contract import Metric, shifted_accuracy
 from dsbench.training.evaluate import axis_shifts, evaluate_shifts, shift
 
 
@@ -40,11 +41,9 @@ def test_an_invariant_predictor_is_fully_consistent() -> None:
         return np.stack([~bright, bright], axis=1).astype(float)
 
     m = evaluate_shifts(by_brightness, x, y, EvaluationConfig(shifts=[1, 4], consistency_shift=4))
-    assert m["shift_consistency"] == 1.0
-    assert (
-        m["test_accuracy_shift0"] == m["test_accuracy_shift1"] == m["test_accuracy_shift4"] == 1.0
-    )
-    assert m["inference_images_per_sec"] > 0
+    assert m[Metric.SHIFT_CONSISTENCY] == 1.0
+    assert m[shifted_accuracy(0)] == m[shifted_accuracy(1)] == m[shifted_accuracy(4)] == 1.0
+    assert m[Metric.INFERENCE_IMAGES_PER_SEC] > 0
 
 
 def test_a_position_bound_predictor_is_not() -> None:
@@ -56,7 +55,9 @@ def test_a_position_bound_predictor_is_not() -> None:
         return np.stack([~odd, odd], axis=1).astype(float)
 
     m = evaluate_shifts(by_position, x, y, EvaluationConfig(shifts=[1], consistency_shift=4))
-    assert m["shift_consistency"] < 0.7  # two shifts agree on the row parity about half the time
+    assert (
+        m[Metric.SHIFT_CONSISTENCY] < 0.7
+    )  # two shifts agree on the row parity about half the time
 
 
 def test_seeded_metrics_repeat() -> None:
@@ -69,5 +70,5 @@ def test_seeded_metrics_repeat() -> None:
 
     cfg = EvaluationConfig()
     a, b = evaluate_shifts(linear, x, y, cfg), evaluate_shifts(linear, x, y, cfg)
-    a.pop("inference_images_per_sec"), b.pop("inference_images_per_sec")  # timings differ
+    a.pop(Metric.INFERENCE_IMAGES_PER_SEC), b.pop(Metric.INFERENCE_IMAGES_PER_SEC)  # timings differ
     assert a == b

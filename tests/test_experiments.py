@@ -1,5 +1,5 @@
 """Every study in experiments/ composes, and every job of its sweep passes the checks a
-training run makes before it loads data (dry_run), in process."""
+training run makes before it loads data (the job's checks, as a dry run), in process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from dsbench import config
-from dsbench.training.run import dry_run
+from dsbench.training.job import dry_run_line, make_job
 
 EXPERIMENTS = sorted(
     p.stem for p in (Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml")
@@ -37,11 +37,11 @@ def test_every_job_of_every_study_composes(study: str, capsys: pytest.CaptureFix
         grid = jobs(study)
         assert grid, study
         for job in grid:
-            cfg = config.validate(
+            checked = make_job(
                 compose("train", overrides=[f"experiments={study}", *job, "dry_run=true"])
             )
-            assert cfg.dry_run
-            dry_run(cfg)
+            assert checked.cfg.dry_run
+            print(dry_run_line(checked))
     printed = capsys.readouterr().out
     assert printed.count("dry run: ") == len(grid)
 

@@ -19,11 +19,12 @@ from conftest import ROOT
 from helpers import NO_TF, PROBE_TF, all_runs
 from mirror import Mirror
 
+from devtools.mlflow_ui import free_port
+from dsbench.contract import Metric
 from dsbench.data.archives import load_archives, md5_of
 from dsbench.data.fetch import ensure_archives, source_url
 from dsbench.data.registry import DATASETS
 from dsbench.errors import ExternalError
-from dsbench.tools.ui import free_port
 
 MNIST = DATASETS["mnist"]
 NAMES = [name for name, _ in MNIST.files.values()]
@@ -263,4 +264,4 @@ def test_make_run_fetches_verifies_and_trains(tmp_path: Path, mirror: Mirror) ->
         assert mirror.count(f"mnist/{name}") == 1
     (run,) = all_runs(env["MLFLOW_TRACKING_URI"])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["test_accuracy"] > 0.5  # 2000 images, one epoch: it learned
+    assert run.data.metrics[Metric.TEST_ACCURACY] > 0.5  # 2000 images, one epoch: it learned

@@ -1,5 +1,7 @@
 """The code's shape: the stages import each other in one direction only, model/ is pure
-Python, analysis/ needs no TensorFlow, and the training entry point carries no dev tools.
+Python, analysis/ needs no TensorFlow, the training entry point carries no dev tools, the
+installed package needs nothing of the checkout's devtools/, no two modules share a file name,
+and no file of the checkout is one that standard tools ignore (GitHub's stock Python .gitignore).
 
 The import graph is read from the source (ast), every import counted, those inside
 functions too: a lazy import still ties two modules together.
@@ -8,12 +10,15 @@ functions too: a lazy import still ties two modules together.
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 PACKAGE = SRC / "dsbench"
 
 
@@ -92,7 +97,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 def test_graph_sees_the_imports() -> None:
     edges = graph()
     assert "dsbench.training.run" in edges["dsbench.train"]  # from dsbench.training.run import
-    assert "dsbench.build.keras_model" in edges["dsbench.training.run"]  # inside a function
+    assert "dsbench.frameworks.keras_model" in edges["dsbench.training.run"]  # inside a function
     assert "dsbench.model.plan" in edges["dsbench.tools.docs"]
 
 
@@ -108,6 +113,16 @@ def test_no_import_cycle_between_stages() -> None:
             stage(t) for t in targets if stage(t) != stage(module)
         )
     assert cycles(stages) == []
+
+
+STAGES = ("data", "model", "frameworks", "build", "training", "tracking", "analysis", "studies")
+
+
+def test_config_imports_no_stage() -> None:
+    """config is the bottom of the graph: every stage imports its schema and checks from it,
+    and it imports no stage, directly or through another module (nor the tools)."""
+    stages = {f"dsbench.{name}" for name in (*STAGES, "tools")}
+    assert sorted(m for m in reachable("dsbench.config") if stage(m) in stages) == []
 
 
 FRAMEWORKS = {"keras", "tensorflow", "tensorflow_datasets", "jax", "jaxlib", "torch", "mlflow"}
@@ -154,8 +169,199 @@ def test_entry_points_carry_no_developer_tools(entry: str) -> None:
     assert not {m for m in reachable(entry) if m.startswith("dsbench.tools")}
 
 
+DEVTOOLS = ROOT / "devtools"  # run from the checkout (python -m devtools.<name>), not installed
+
+
+def test_the_installed_package_needs_no_devtools() -> None:
+    """devtools/ (the MLflow UI driver, the PostgreSQL starter, the analysis-scale bench) is
+    not in the wheel: no module of src/dsbench may import it, even lazily."""
+    assert (DEVTOOLS / "__init__.py").is_file()
+    bad = sorted(
+        f"{name} imports {m}"
+        for name, path in MODULES.items()
+        for m in imports(path)
+        if m.split(".")[0] == "devtools"
+    )
+    assert bad == []
+
+
+def test_one_file_name_one_module() -> None:
+    """No two modules of src/, devtools/ and tests/ share a file name (a reader, a traceback
+    or `import services` in a test names one thing)."""
+    seen: dict[str, list[str]] = {}
+    for folder in (SRC, DEVTOOLS, ROOT / "tests"):
+        for path in folder.rglob("*.py"):
+            if path.name not in ("__init__.py", "__main__.py"):
+                seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
 def test_every_entry_point_is_thin() -> None:
     """The commands hold no stage logic: each is a short Hydra or argparse wrapper."""
     for entry in ("train", "analyze", "describe", "allconv"):
         lines = (PACKAGE / f"{entry}.py").read_text().splitlines()
         assert len(lines) <= 80, (entry, len(lines))
+
+
+# GitHub's stock Python.gitignore (github/gitignore), its patterns only. A file of the
+# checkout that one of them matches is dropped silently by a project that adopts it, and
+# tools treat such folders as build output (a source folder named build/ was renamed).
+STOCK_PYTHON_GITIGNORE = """
+__pycache__/
+*.py[cod]
+*$py.class
+*.so
+.Python
+build/
+develop-eggs/
+dist/
+downloads/
+eggs/
+.eggs/
+lib/
+lib64/
+parts/
+sdist/
+var/
+wheels/
+share/python-wheels/
+*.egg-info/
+.installed.cfg
+*.egg
+MANIFEST
+*.manifest
+*.spec
+pip-log.txt
+pip-delete-this-directory.txt
+htmlcov/
+.tox/
+.nox/
+.coverage
+.coverage.*
+.cache
+nosetests.xml
+coverage.xml
+*.cover
+*.py,cover
+.hypothesis/
+.pytest_cache/
+cover/
+*.mo
+*.pot
+*.log
+local_settings.py
+db.sqlite3
+db.sqlite3-journal
+instance/
+.webassets-cache
+.scrapy
+docs/_build/
+.pybuilder/
+target/
+.ipynb_checkpoints
+profile_default/
+ipython_config.py
+.pdm.toml
+__pypackages__/
+celerybeat-schedule
+celerybeat.pid
+*.sage.py
+.env
+.venv
+env/
+venv/
+ENV/
+env.bak/
+venv.bak/
+.spyderproject
+.spyproject
+.ropeproject
+/site
+.mypy_cache/
+.dmypy.json
+dmypy.json
+.pyre/
+.pytype/
+cython_debug/
+"""
+
+
+def stock_ignored(paths: list[str], tmp_path: Path) -> list[str]:
+    """The paths that the stock Python .gitignore ignores, as real git decides it (in an
+    empty repository, so that this project's own .gitignore plays no part)."""
+    patterns = tmp_path / "stock.gitignore"
+    patterns.write_text(STOCK_PYTHON_GITIGNORE)
+    subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
+    ignored_by = ["-c", f"core.excludesFile={patterns}"]
+    out = subprocess.run(
+        ["git", *ignored_by, "check-ignore", "--no-index", "-z", "--stdin"],
+        cwd=tmp_path / "empty",
+        input="\0".join(paths) + "\0",
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode in (0, 1), out.stderr  # 1: nothing ignored
+    return [p for p in out.stdout.split("\0") if p]
+
+
+def checkout_files() -> list[str]:
+    """Every file git tracks, and the new ones it would add (untracked, not ignored)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [p for p in out.stdout.split("\0") if p]
+
+
+def test_the_stock_gitignore_check_sees_an_ignored_folder(tmp_path: Path) -> None:
+    paths = ["src/pkg/build/x.py", "src/pkg/frameworks/x.py", "results/run.log"]
+    assert stock_ignored(paths, tmp_path) == ["src/pkg/build/x.py", "results/run.log"]
+
+
+def test_no_file_is_ignored_by_the_stock_python_gitignore(tmp_path: Path) -> None:
+    files = checkout_files()
+    assert "src/dsbench/frameworks/keras_model.py" in files
+    assert stock_ignored(files, tmp_path) == []
+
+
+# Who may name a study: the commands and the developer tools. The stages find studies only
+# through dsbench.hooks, so that the next study is one module in studies/.
+MAY_IMPORT_STUDIES = ("dsbench.studies", "dsbench.tools", "dsbench.allconv")
+
+
+def test_only_commands_and_tools_import_a_study() -> None:
+    bad = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        for target in targets
+        if target.startswith("dsbench.studies") and not name.startswith(MAY_IMPORT_STUDIES)
+    )
+    assert bad == []
+
+
+def test_the_study_hook_finds_every_study() -> None:
+    from dsbench.hooks import studies
+
+    modules = {p.stem for p in (PACKAGE / "studies").glob("*.py")} - {"__init__"}
+    assert {s.name for s in studies()} == modules
+
+
+TRAINING_FUNCTION_LINES = 60  # a function of the run's spine reads on one screen
+
+
+def test_training_functions_fit_on_a_screen() -> None:
+    """The run is a sequence of named steps (training/run.py: load data → build → fit →
+    evaluate → record), not one long function that interleaves them."""
+    long = []
+    for path in sorted((PACKAGE / "training").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > TRAINING_FUNCTION_LINES:
+                    long.append(f"{path.name}:{node.name} ({lines} lines)")
+    assert long == []

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from dsbench.build.keras_model import build_keras, count_trainable
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
 from dsbench.errors import DsbenchError
+from dsbench.frameworks.keras_model import build_keras, count_trainable
 from dsbench.model.backbones import BACKBONES
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.geometry import out_size, total_padding, window_out

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import EPOCH_METRICS, FINAL_METRICS, all_runs
+from helpers import all_runs
 from mirror import Mirror
 
+from dsbench.contract import EPOCH_METRICS, FINAL_METRICS, PARENT_RUN, SWEEP_ROLE, Tag
 from dsbench.data.registry import DATASETS
-from dsbench.tracking.sweep import ROLE_TAG
 
 SWEEPS = 3
 STRATEGIES = "max,avg,overlap"  # each sweep's 3 jobs; the sweeps differ by seed
@@ -85,20 +85,21 @@ def test_three_sweeps_of_three_jobs_start_together(shared_data: Path, tmp_path: 
     assert not list((tmp_path / "tfds").glob("**/incomplete.*"))
 
     runs = all_runs(uri)
-    parents = {r.info.run_id: r for r in runs if r.data.tags.get(ROLE_TAG) == "sweep"}
+    parents = {r.info.run_id: r for r in runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE}
     jobs = [r for r in runs if r.info.run_id not in parents]
     assert len(parents) == SWEEPS
     assert all(p.info.status == "FINISHED" for p in parents.values())
     assert all(
-        p.data.tags["jobs"] == "3" and p.data.tags["jobs_failed"] == "0" for p in parents.values()
+        p.data.tags[Tag.JOBS] == "3" and p.data.tags[Tag.JOBS_FAILED] == "0"
+        for p in parents.values()
     )
     assert len(jobs) == SWEEPS * 3
     assert all(j.info.status == "FINISHED" for j in jobs)
     by_seed: dict[str, set[str]] = {}
     for j in jobs:
-        assert j.data.tags["mlflow.parentRunId"] in parents
-        assert j.data.tags["data_source"] == "tfds"
-        by_seed.setdefault(j.data.tags["seed"], set()).add(j.data.tags["mlflow.parentRunId"])
+        assert j.data.tags[PARENT_RUN] in parents
+        assert j.data.tags[Tag.DATA_SOURCE] == "tfds"
+        by_seed.setdefault(j.data.tags[Tag.SEED], set()).add(j.data.tags[PARENT_RUN])
     # Nothing lost in the one sqlite file 9 processes wrote at once: every epoch's metrics,
     # the final ones, the artifacts; and one experiment.
     client = mlflow.MlflowClient(tracking_uri=uri)

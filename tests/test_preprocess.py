@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsbench.build.keras_model import augmentation_layers
+from dsbench.config import DatasetConfig
 from dsbench.data import preprocess
 from dsbench.data.preprocess import (
     apply_zca,
@@ -21,6 +21,7 @@ from dsbench.data.preprocess import (
 )
 from dsbench.data.splits import load_splits
 from dsbench.errors import DsbenchError
+from dsbench.frameworks.keras_model import augmentation_layers
 
 # --- GCN -----------------------------------------------------------------------------------
 
@@ -149,7 +150,8 @@ def test_zca_keeps_image_shape_and_checks_it() -> None:
 
 @pytest.fixture(scope="module")
 def cifar_splits(cifar10_archive_dir: Path):
-    return load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.1, 0, verify_md5=False)
+    folder = str(cifar10_archive_dir)
+    return load_splits(DatasetConfig("cifar10", "archive", folder, verify_md5=False))
 
 
 def test_springenberg_preprocess_float32_shapes(cifar_splits) -> None:
@@ -185,7 +187,8 @@ def test_springenberg_fits_on_train_only(cifar_splits, monkeypatch: pytest.Monke
 
 
 def test_springenberg_empty_val(cifar10_archive_dir: Path) -> None:
-    s = load_splits("cifar10", "archive", cifar10_archive_dir, None, 0.0, 0, verify_md5=False)
+    folder = str(cifar10_archive_dir)
+    s = load_splits(DatasetConfig("cifar10", "archive", folder, val_fraction=0.0, verify_md5=False))
     out = springenberg_preprocess(s)
     assert out.x_val.shape == (0, 32, 32, 3) and out.x_val.dtype == np.float32
 

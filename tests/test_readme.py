@@ -16,8 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_readme_is_at_most_10_kb() -> None:
-    assert len(README.encode()) <= 10_000
+def prose(readme: str) -> str:
+    """README without its generated tables, which grow with the registry and the results."""
+    return re.sub(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", "", readme, flags=re.S)
+
+
+def test_readme_prose_is_at_most_7_5_kb() -> None:
+    """What is written by hand stays short; a new strategy's table row is not counted."""
+    assert len(prose(README).encode()) <= 7_500
+    assert len(prose(README)) < len(README) - 2_000  # both tables were taken out
+
+
+def test_readme_is_at_most_12_kb() -> None:
+    """With room for the strategies of the registry and the headline result (about 100 bytes
+    a row), still a page."""
+    assert len(README.encode()) <= 12_000
 
 
 def test_generated_tables_are_what_the_code_and_results_say() -> None:
@@ -86,8 +99,11 @@ def test_every_relative_link_resolves() -> None:
 
 
 def test_configuration_page_lists_every_config_group_option() -> None:
-    """docs/configuration.md's group table is a copy of conf/'s folders: a new yaml (a strategy,
-    a study) fails here until the page names it."""
+    """docs/configuration.md's group table is a copy of conf/'s folders: a new yaml (a study,
+    a backbone) fails here until the page names it. Strategies are the exception: their row
+    points at README's strategy table, which `make docs` generates from the registry (and
+    `test_generated_tables_are_what_the_code_and_results_say` checks): adding one needs
+    no edit here."""
     page = (ROOT / "docs" / "configuration.md").read_text()
     table = page.split("| group | options |", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", table, flags=re.M)
@@ -95,5 +111,8 @@ def test_configuration_page_lists_every_config_group_option() -> None:
     # local/ is the user's own, git-ignored; __pycache__ is Python's
     assert {g for g, _ in rows} == groups - {"local", "__pycache__"}
     for group, options in rows:
+        if group == "downsample":
+            assert "(../README.md#downsampling-strategies)" in options
+            continue
         listed = set(re.findall(r"`(\w+)`", options))
         assert listed == {f.stem for f in (ROOT / "conf" / group).glob("*.yaml")}, group

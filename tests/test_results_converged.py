@@ -11,21 +11,48 @@ import pandas as pd
 import pytest
 from helpers import committed_store
 
-from dsbench.analysis.runs import load_runs
+from dsbench.analysis.load import load_runs
 from dsbench.analysis.tables import comparison
-from dsbench.model.downsample import STRATEGIES
+from dsbench.contract import Metric
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-STUDIES = ["mnist-converged", "fashion_mnist-converged"]  # folder = MLflow experiment name
+# results folder (= MLflow experiment) → its preset in experiments/
+STUDIES = {
+    "mnist-converged": "mnist_converged",
+    "fashion_mnist-converged": "fashion_mnist_converged",
+}
+# What the study set out to compare: every strategy of its time × both heads × 3 seeds.
 HEADS = ("flatten", "gap")
 SEEDS = 3
 
 
-@pytest.fixture(scope="module", params=STUDIES)
+def preset_grid(preset: str) -> dict[str, list[str]]:
+    """The study's own sweep grid (its preset's hydra.sweeper.params), as Hydra composes it:
+    the results are checked against what the study ran, not against today's registry."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from dsbench import config
+
+    config.register()
+    with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiments={preset}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return {key: str(values).split(",") for key, values in params.items()}
+
+
+@pytest.fixture(scope="module", params=list(STUDIES))
 def study(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     name = request.param
     runs = load_runs(committed_store(RESULTS / name, tmp_path_factory.mktemp(name)), name)
     return RESULTS / name, runs
+
+
+@pytest.mark.parametrize("folder", list(STUDIES))
+def test_the_preset_is_the_study_grid(folder: str) -> None:
+    grid = preset_grid(STUDIES[folder])
+    assert tuple(grid["head"]) == HEADS and len(grid["trainer.seed"]) == SEEDS
+    assert len(grid["downsample"]) == 10  # the 10 strategies the study compared
 
 
 def test_table_is_what_the_snapshot_gives(study: tuple[Path, pd.DataFrame]) -> None:
@@ -39,13 +66,14 @@ def test_status_line_counts_the_snapshot(study: tuple[Path, pd.DataFrame]) -> No
     status = re.search(r"\*\*Status: (complete|in progress), (\d+) of (\d+) runs FINISHED", readme)
     assert status, "README has no status line"
     state, done, total = status[1], int(status[2]), int(status[3])
-    assert total == len(STRATEGIES) * len(HEADS) * SEEDS
+    strategies = preset_grid(STUDIES[folder.name])["downsample"]
+    assert total == len(strategies) * len(HEADS) * SEEDS
     assert done == (runs["status"] == "FINISHED").sum()
     assert (state == "complete") == (done == total)
     if state == "complete":  # every strategy × head from 3 FINISHED seeds, nothing left out
         table = pd.read_csv(folder / "comparison.csv")
         assert sorted(zip(table["downsample"], table["head"], strict=True)) == sorted(
-            (s, h) for s in STRATEGIES for h in HEADS
+            (s, h) for s in strategies for h in HEADS
         )
         assert (table["seeds"] == SEEDS).all()
         assert (runs["status"] == "FINISHED").all()
@@ -64,7 +92,7 @@ def test_findings_quote_the_table(study: tuple[Path, pd.DataFrame]) -> None:
     folder, _ = study
     table = pd.read_csv(folder / "comparison.csv")
     known = set()
-    for column, places in (("test_error", (2,)), ("shift_consistency", (1, 2))):
+    for column, places in ((Metric.TEST_ERROR, (2,)), (Metric.SHIFT_CONSISTENCY, (1, 2))):
         for mean, std in zip(
             table[f"{column}_mean"] * 100, table[f"{column}_std"] * 100, strict=True
         ):

@@ -13,55 +13,39 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import TINY, all_runs, dsbench, store_uri
+from helpers import TINY, all_runs, store_uri, train
 
 from dsbench import config
-from dsbench.analysis import runs
-from dsbench.tracking import runs as tracking
+from dsbench.analysis.load import load_runs
+from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Metric, Tag
+from dsbench.tracking import recorder as tracking
 from dsbench.tracking.store import open_experiment
 
 TIMING = ("seconds", "images_per_sec")  # wall-clock metrics differ between runs
 
 
-def test_config_hash_ignores_where_a_run_is_recorded() -> None:
-    base = config.TrainConfig()
-    same = config.TrainConfig()
-    same.tracking.uri, same.tracking.experiment = "sqlite:////elsewhere.db", "other"
-    same.trainer.verbose, same.dataset.archive_dir = 0, "/mnt/mnist"
-    assert config.config_hash(same) == config.config_hash(base)
-    for change in ("trainer.lr", "trainer.seed", "downsample.name", "dataset.train_subset"):
-        other = config.TrainConfig()
-        group, key = change.split(".")
-        value = getattr(getattr(other, group), key)
-        setattr(getattr(other, group), key, "avg" if isinstance(value, str) else (value or 0) + 1)
-        assert config.config_hash(other) != config.config_hash(base), change
-
-
 @pytest.mark.slow
 def test_finished_job_is_skipped_and_retrains_identically(shared_data: Path, tmp_path: Path):
-    uri = store_uri(tmp_path)
-    job = (*TINY, f"dataset.archive_dir={shared_data / 'mnist'}", f"tracking.uri={uri}")
-    first = dsbench("train", *job, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    (run,) = all_runs(uri)
-    assert len(run.data.tags["config_hash"]) == 16
+    mnist = shared_data / "mnist"
+    (run,) = train(tmp_path, data=mnist).runs
+    assert len(run.data.tags[Tag.CONFIG_HASH]) == 16
 
-    again = dsbench("train", *job, "trainer.verbose=1", cwd=tmp_path)  # verbosity: same job
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = train(tmp_path, "trainer.verbose=1", data=mnist)  # verbosity: same job
     assert "dsbench: skipped mnist/convnet/max+flatten/s0: already FINISHED as run " in (
-        again.stderr
+        again.out.stderr
     )
-    assert [r.info.run_id for r in all_runs(uri)] == [run.info.run_id]
+    assert [r.info.run_id for r in again.runs] == [run.info.run_id]
 
-    retrain = dsbench("train", *job, "tracking.resume=false", cwd=tmp_path)
-    assert retrain.returncode == 0, retrain.stderr[-3000:]
-    first_run, second_run = sorted(all_runs(uri), key=lambda r: r.info.start_time)
-    assert first_run.data.tags["config_hash"] == second_run.data.tags["config_hash"]
+    retrain = train(tmp_path, "tracking.resume=false", data=mnist)
+    first_run, second_run = sorted(retrain.runs, key=lambda r: r.info.start_time)
+    assert first_run.data.tags[Tag.CONFIG_HASH] == second_run.data.tags[Tag.CONFIG_HASH]
     # Same seed, same backend, CPU: every computed number is identical, not just close.
     computed = {
         k: v for k, v in first_run.data.metrics.items() if not k.endswith(TIMING) and "/" not in k
     }
-    assert {"test_loss", "loss", "val_loss", "shift_consistency"} <= set(computed)
+    assert {Metric.TEST_LOSS, Metric.LOSS, Metric.VAL_LOSS, Metric.SHIFT_CONSISTENCY} <= set(
+        computed
+    )
     assert {k: second_run.data.metrics[k] for k in computed} == computed
 
 
@@ -127,22 +111,22 @@ def test_killed_sweep_started_again_finishes_each_job_exactly_once(
     assert out.stderr.count("dsbench: skipped ") == before["FINISHED"]
 
     found = all_runs(uri)
-    (parent,) = [r for r in found if r.data.tags.get("dsbench.role") == "sweep"]
-    assert parent.info.status == "FINISHED" and parent.data.tags["jobs"] == "6"
+    (parent,) = [r for r in found if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE]
+    assert parent.info.status == "FINISHED" and parent.data.tags[Tag.JOBS] == "6"
     jobs = [r for r in found if r is not parent]
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in jobs)
+    assert all(r.data.tags[PARENT_RUN] == parent.info.run_id for r in jobs)
     finished = [r for r in jobs if r.info.status == "FINISHED"]
-    assert sorted((r.data.tags["downsample"], r.data.tags["seed"]) for r in finished) == sorted(
+    assert sorted((r.data.tags[Tag.DOWNSAMPLE], r.data.tags[Tag.SEED]) for r in finished) == sorted(
         (d, s) for d in ("max", "avg", "conv") for s in ("0", "1")
     )
-    assert len({r.data.tags["config_hash"] for r in finished}) == 6  # no job twice
-    assert all("test_accuracy" in r.data.metrics for r in finished)
+    assert len({r.data.tags[Tag.CONFIG_HASH] for r in finished}) == 6  # no job twice
+    assert all(Metric.TEST_ACCURACY in r.data.metrics for r in finished)
     for r in jobs:  # what the kill interrupted is closed, not RUNNING forever
         assert r.info.status in ("FINISHED", "KILLED"), (r.info.run_name, delay)
         if r.info.status == "KILLED":
-            assert "found when the sweep resumed" in r.data.tags["failure_reason"]
+            assert "found when the sweep resumed" in r.data.tags[Tag.FAILURE_REASON]
     # The retried attempt is history, not a failure of the study.
-    table = runs.load_runs(uri, "dsbench", sweep="latest")
+    table = load_runs(uri, "dsbench", sweep="latest")
     assert len(table) == 6 and set(table["status"]) == {"FINISHED"}
 
 
@@ -157,9 +141,9 @@ def test_job_failing_before_its_run_opened_leaves_a_failed_run(tmp_path: Path, m
     tracking.record_failure(cfg, MemoryError("cannot allocate 12 GiB"))
     (run,) = [r for r in all_runs(uri) if r.info.run_id != parent]
     assert run.info.status == "FAILED"
-    assert run.data.tags["failure_reason"] == "MemoryError: cannot allocate 12 GiB"
-    assert run.data.tags["mlflow.parentRunId"] == parent
-    assert run.data.tags["config_hash"] == config.config_hash(cfg)
+    assert run.data.tags[Tag.FAILURE_REASON] == "MemoryError: cannot allocate 12 GiB"
+    assert run.data.tags[PARENT_RUN] == parent
+    assert run.data.tags[Tag.CONFIG_HASH] == config.config_hash(cfg)
     assert run.info.run_name == "mnist/convnet/max+flatten/s0"
 
     recorded = RuntimeError("already in its run")  # tracked_run recorded this one

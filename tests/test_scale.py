@@ -9,8 +9,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import EPOCH_METRICS, FINAL_METRICS, TINY, dsbench, store_uri
+from helpers import TINY, dsbench, train
 from services import ROOT, make_server, postgres
+
+from dsbench.contract import EPOCH_METRICS, FINAL_METRICS, PARENT_RUN, SWEEP_ROLE, Tag
 
 
 def assert_sweep_complete(uri: str, experiment: str, jobs: set[tuple[str, str]]) -> None:
@@ -20,12 +22,12 @@ def assert_sweep_complete(uri: str, experiment: str, jobs: set[tuple[str, str]])
     assert [e.name for e in client.search_experiments()].count(experiment) == 1
     (exp,) = [e for e in client.search_experiments() if e.name == experiment]
     runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("dsbench.role") == "sweep"]
+    parents = [r for r in runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert parents[0].data.tags["jobs"] == str(len(jobs))
+    assert parents[0].data.tags[Tag.JOBS] == str(len(jobs))
     children = [r for r in runs if r not in parents]
-    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
-    assert sorted((r.data.tags["downsample"], r.data.tags["seed"]) for r in children) == sorted(
+    assert all(r.data.tags[PARENT_RUN] == parents[0].info.run_id for r in children)
+    assert sorted((r.data.tags[Tag.DOWNSAMPLE], r.data.tags[Tag.SEED]) for r in children) == sorted(
         jobs
     )
     for run in children:
@@ -77,20 +79,15 @@ def test_ray_sweep_through_make_server_on_postgresql(shared_data: Path, tmp_path
 @pytest.mark.slow
 def test_submitit_local_sweep(shared_data: Path, tmp_path: Path):
     """submitit's local executor: what runs the jobs on SLURM, here as local processes."""
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        "-m",
-        *TINY,
+    uri = train(
+        tmp_path,
         "trainer.epochs=2",
-        f"dataset.archive_dir={shared_data / 'mnist'}",
         "downsample=max,avg",
-        f"tracking.uri={uri}",
         "tracking.experiment=submitit",
         "hydra/launcher=submitit_local",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+        data=shared_data / "mnist",
+        sweep=True,
+    ).uri
     assert_sweep_complete(uri, "submitit", {("max", "0"), ("avg", "0")})
 
 

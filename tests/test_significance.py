@@ -11,6 +11,7 @@ from scipy import stats
 
 from dsbench.analysis.significance import versus_baseline, welch
 from dsbench.analysis.tables import comparison, to_markdown
+from dsbench.contract import Metric, metric_column
 
 KEYS = ["dataset", "model", "downsample", "head"]
 # Hand-made test errors: blur clearly below max, avg overlapping it, one seed of s2d.
@@ -33,7 +34,7 @@ def frame() -> pd.DataFrame:
             "head": h,
             "status": "FINISHED",
             "params.trainer.seed": str(seed),
-            "metrics.test_error": error,
+            metric_column(Metric.TEST_ERROR): error,
         }
         for (d, h), errors in ERRORS.items()
         for seed, error in enumerate(errors)

@@ -20,8 +20,8 @@ import pytest
 from helpers import TINY, dsbench
 from services import make_server, postgres
 
+from devtools.mlflow_ui import free_port
 from dsbench.errors import ExternalError
-from dsbench.tools.ui import free_port
 from dsbench.tracking.store import check_store
 
 
@@ -164,3 +164,27 @@ def _epochs_logged(db: Path) -> int:
             return con.execute("select count(*) from metrics where key = 'loss'").fetchone()[0]
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
+
+
+@pytest.mark.slow
+def test_a_sweep_checks_the_store_once_per_job(shared_data: Path, tmp_path: Path) -> None:
+    """A job is checked once (dsbench.training.job): of the /health requests the real server
+    receives during a 2-job sweep, one is the sweep parent's and one each job's."""
+    log = tmp_path / "server.log"
+    with make_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", log) as url:
+        before = log.read_text().count('"GET /health ')  # the readiness polls
+        out = dsbench(
+            "train",
+            "-m",
+            "trainer.seed=0,1",
+            *TINY,
+            f"dataset.archive_dir={shared_data / 'mnist'}",
+            f"tracking.uri={url}",
+            "tracking.system_metrics=false",
+            cwd=tmp_path,
+            timeout=600,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        time.sleep(1)  # the server writes its access log as it answers; let it catch up
+        checks = log.read_text().count('"GET /health ') - before
+    assert checks == 1 + 2, log.read_text()[-3000:]

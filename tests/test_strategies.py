@@ -1,5 +1,6 @@
-"""The strategies of issue 9 — blur, lp, mixed, s2d: values on hand-computed examples,
-gradients, parameter counts and FLOPs as their docstrings say, configs, the JAX backend.
+"""The strategies beyond the baseline's pools and convolutions — blur, lp, mixed, s2d (`NEW`):
+values on hand-computed examples, gradients, parameter counts and FLOPs as their docstrings
+say, a bad knob on the command line, the JAX backend. (Their knobs' checks: test_config.py.)
 
 Predicted vs Keras shapes for every strategy × backbone are in test_model.py (GRID).
 """
@@ -16,13 +17,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from dsbench.build.keras_layers import binomial_filter
-from dsbench.build.keras_model import build_keras, count_trainable, keras_layer
-from dsbench.build.summary import describe
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
 from dsbench.errors import DsbenchError
+from dsbench.frameworks.keras_layers import binomial_filter
+from dsbench.frameworks.keras_model import build_keras, count_trainable, keras_layer
+from dsbench.frameworks.summary import describe
 from dsbench.model.backbones import BACKBONES
 from dsbench.model.downsample import STRATEGIES, Slot
 from dsbench.model.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
@@ -437,40 +437,7 @@ def test_planning_does_not_import_keras() -> None:
     assert out.returncode == 0, out.stderr
 
 
-# Configs.
-
-
-@pytest.mark.parametrize(
-    ("fields", "message"),
-    [
-        ({"p": 0.5}, "downsample.p must be a finite number >= 1"),
-        ({"p": math.inf}, "downsample.p must be a finite number >= 1"),
-        ({"p": math.nan}, "downsample.p must be a finite number >= 1"),
-        ({"alpha": 1.5}, r"downsample.alpha must be in \[0, 1\], got 1.5"),
-        ({"alpha": -0.1}, r"downsample.alpha must be in \[0, 1\]"),
-        ({"alpha": 1.0, "learn_alpha": True}, r"in \(0, 1\) when downsample.learn_alpha"),
-        ({"filter_size": 1}, "downsample.filter_size must be an integer in 2..5, got 1"),
-        ({"filter_size": 6}, "downsample.filter_size must be an integer in 2..5, got 6"),
-    ],
-)
-def test_config_rejects_bad_knobs(fields: dict, message: str) -> None:
-    with pytest.raises(DsbenchError, match=message):
-        DownsampleConfig("mixed", **fields)
-
-
-def test_config_accepts_the_edges() -> None:
-    DownsampleConfig("lp", p=1.0)
-    DownsampleConfig("mixed", alpha=0.0)
-    DownsampleConfig("mixed", alpha=1.0)
-    DownsampleConfig("blur", filter_size=2)
-    DownsampleConfig("blur", filter_size=5)
-
-
-@pytest.mark.parametrize("name", NEW)
-def test_config_files_match_the_schema(name: str) -> None:
-    loaded = OmegaConf.load(ROOT / "conf" / "downsample" / f"{name}.yaml")
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DownsampleConfig), loaded))
-    assert cfg == DownsampleConfig(name)  # the files hold the defaults
+# A bad knob on the command line.
 
 
 def test_bad_knob_on_the_command_line_is_one_line() -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from helpers import dsbench
 
+from dsbench.contract import Metric
 from dsbench.tools.bench import device_name
 from dsbench.tools.strategy_speed import rows_from, schedule
 
@@ -37,7 +38,7 @@ def test_strategy_speed_times_each_strategy_against_max_in_the_same_rounds(
         ("max", "gap"),
         ("strided", "gap"),
     ]
-    assert (table[["train_images_per_sec", "inference_images_per_sec"]] > 0).all().all()
+    assert (table[[Metric.TRAIN_IMAGES_PER_SEC, Metric.INFERENCE_IMAGES_PER_SEC]] > 0).all().all()
     assert (table[["train_vs_max", "inference_vs_max"]] > 0).all().all()
     # strided conv does fewer FLOPs than a conv followed by a max pool
     assert (table.loc["strided", "mflops"] < table.loc["max", "mflops"]).all()
@@ -67,10 +68,10 @@ def rounds(*rates: tuple[float, float]) -> list[dict[str, float]]:
     """`train`'s results for one job, one (training, inference) img/s pair per round."""
     return [
         {
-            "steady_images_per_sec": train,
-            "inference_images_per_sec": infer,
-            "flops_per_image": 4.88e6,
-            "params_total": 34826.0,
+            Metric.STEADY_IMAGES_PER_SEC: train,
+            Metric.INFERENCE_IMAGES_PER_SEC: infer,
+            Metric.FLOPS_PER_IMAGE: 4.88e6,
+            Metric.PARAMS_TOTAL: 34826.0,
         }
         for train, infer in rates
     ]
@@ -87,7 +88,7 @@ def test_vs_max_is_the_median_of_each_rounds_ratio_not_a_ratio_of_medians() -> N
     )
     avg = rows[1]
     assert (avg["downsample"], avg["head"]) == ("avg", "flatten")
-    assert avg["train_images_per_sec"] == 500
+    assert avg[Metric.TRAIN_IMAGES_PER_SEC] == 500
     assert avg["train_vs_max"] == 0.5
     assert avg["inference_vs_max"] == 1.0
     assert avg["train_rounds"] == [500, 250, 800]

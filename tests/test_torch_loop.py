@@ -8,15 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsbench.build.keras_model import build_keras, count_trainable
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainerConfig
+from dsbench.config import (
+    DatasetConfig,
+    DownsampleConfig,
+    HeadConfig,
+    ModelConfig,
+    TrainerConfig,
+)
+from dsbench.contract import Metric
 from dsbench.data.splits import load_splits
 from dsbench.errors import DsbenchError
+from dsbench.frameworks.keras_model import build_keras, count_trainable
 from dsbench.model.plan import plan_model
 from dsbench.tools import torch_loop
 
 pytest.importorskip("torch", reason="the PyTorch loop needs PyTorch (make install adds it)")
-from dsbench.build import torch_model  # after the skip: it imports torch
+from dsbench.frameworks import torch_model  # after the skip: it imports torch
 
 MNIST = (28, 28, 1)
 CIFAR = (32, 32, 3)
@@ -53,12 +60,15 @@ def test_a_layer_without_a_torch_twin_is_named() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_the_loop_learns_real_mnist(shared_data: Path, precision: str) -> None:
-    splits = load_splits("mnist", "archive", shared_data / "mnist", None, 0.0, 0, 3072)
+    mnist = str(shared_data / "mnist")
+    splits = load_splits(
+        DatasetConfig("mnist", "archive", mnist, val_fraction=0.0, train_subset=3072)
+    )
     plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
     trainer = TrainerConfig(batch_size=128, epochs=2, precision=precision)
     result = torch_loop.train(plan, trainer, splits.x_train, splits.y_train)
     assert result["images_per_sec"] > 0
-    assert math.isnan(result["peak_memory_bytes"])  # reported on CUDA only
+    assert math.isnan(result[Metric.PEAK_MEMORY_BYTES])  # reported on CUDA only
     # Chance is 10 %: a second epoch far above it means the gradient steps are real.
     assert result["train_accuracy"] > 0.6, result
     assert result["train_loss"] < 1.5, result

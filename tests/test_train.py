@@ -7,60 +7,49 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import TINY, all_runs, dsbench, store_uri
+from helpers import TINY, all_runs, dsbench, store_uri, train
 from mlflow.entities import Run
 
-EPOCH_METRICS = {
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "epoch_seconds",
-    "train_seconds",
-    "step_seconds",
-    "train_images_per_sec",
-}
+from dsbench import contract
+from dsbench.contract import (
+    EPOCH_METRICS,
+    JOB_TAGS,
+    PARENT_RUN,
+    SWEEP_ROLE,
+    Metric,
+    Tag,
+    shifted_accuracy,
+)
+
 FINAL_METRICS = {
-    "test_loss",
-    "test_accuracy",
-    "test_error",
-    "params_total",
-    "params_trainable",
-    "flops_per_image",
-    "compile_seconds",
-    "inference_images_per_sec",
-    "shift_consistency",
-    "test_accuracy_shift1",
-    "test_accuracy_shift4",
+    *contract.FINAL_METRICS,
+    shifted_accuracy(0),
+    shifted_accuracy(1),
+    shifted_accuracy(4),
 }
-TAGS = {"dataset", "model", "downsample", "head", "seed", "backend", "device", "git_commit"}
+TAGS = {*JOB_TAGS, Tag.DEVICE, Tag.GIT_COMMIT}
 
 
 @pytest.fixture(scope="session")
 def mnist_epoch(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Run]:
     """One full MNIST epoch (54k images) of the keras-io model, trained once per session."""
-    folder = tmp_path_factory.mktemp("mnist_epoch")
-    uri = store_uri(folder)
-    out = dsbench(
-        "train",
+    trained = train(
+        tmp_path_factory.mktemp("mnist_epoch"),
         "dataset.source=archive",
-        f"dataset.archive_dir={shared_data / 'mnist'}",
         "trainer.epochs=1",
-        f"tracking.uri={uri}",
         "tracking.experiment=test-epoch",
-        cwd=folder,
+        data=shared_data / "mnist",
+        tiny=False,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = all_runs(uri)
-    return uri, run
+    (run,) = trained.runs
+    return trained.uri, run
 
 
 @pytest.mark.slow
 def test_one_epoch_reaches_97_percent(mnist_epoch: tuple[str, Run]) -> None:
     _, run = mnist_epoch
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["test_accuracy"] >= 0.97
+    assert run.data.metrics[Metric.TEST_ACCURACY] >= 0.97
     assert run.info.run_name == "mnist/convnet/max+flatten/s0"
 
 
@@ -68,31 +57,31 @@ def test_one_epoch_reaches_97_percent(mnist_epoch: tuple[str, Run]) -> None:
 def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Run]) -> None:
     uri, run = mnist_epoch
     m = run.data.metrics
-    assert set(m) >= EPOCH_METRICS | FINAL_METRICS
-    assert m["params_total"] == m["params_trainable"] == 34_826
-    assert m["flops_per_image"] == 4_881_920
-    assert m["train_images"] == 54_000
-    assert m["test_error"] == pytest.approx(1 - m["test_accuracy"])
-    assert m["compile_seconds"] >= 0 and m["train_images_per_sec"] > 0
+    assert set(m) >= {*EPOCH_METRICS, *FINAL_METRICS}
+    assert m[Metric.PARAMS_TOTAL] == m[Metric.PARAMS_TRAINABLE] == 34_826
+    assert m[Metric.FLOPS_PER_IMAGE] == 4_881_920
+    assert m[Metric.TRAIN_IMAGES] == 54_000
+    assert m[Metric.TEST_ERROR] == pytest.approx(1 - m[Metric.TEST_ACCURACY])
+    assert m[Metric.COMPILE_SECONDS] >= 0 and m[Metric.TRAIN_IMAGES_PER_SEC] > 0
     assert m["lr"] == pytest.approx(1e-3)
     # The shift metrics come from the same test set: unshifted they equal test_accuracy.
-    assert m["test_accuracy_shift0"] == pytest.approx(m["test_accuracy"], abs=1e-6)
-    assert 0.1 < m["shift_consistency"] <= 1  # above chance agreement of 10 classes
-    assert m["test_accuracy_shift4"] < m["test_accuracy_shift1"] <= m["test_accuracy"] + 0.01
+    assert m[shifted_accuracy(0)] == pytest.approx(m[Metric.TEST_ACCURACY], abs=1e-6)
+    assert 0.1 < m[Metric.SHIFT_CONSISTENCY] <= 1  # above chance agreement of 10 classes
+    assert m[shifted_accuracy(4)] < m[shifted_accuracy(1)] <= m[Metric.TEST_ACCURACY] + 0.01
     tags = run.data.tags
     assert set(tags) >= TAGS
-    assert (tags["dataset"], tags["downsample"], tags["head"], tags["seed"]) == (
+    assert (tags[Tag.DATASET], tags[Tag.DOWNSAMPLE], tags[Tag.HEAD], tags[Tag.SEED]) == (
         "mnist",
         "max",
         "flatten",
         "0",
     )
-    assert tags["backend"] == "tensorflow"
+    assert tags[Tag.BACKEND] == "tensorflow"
     params = run.data.params
     assert params["trainer.lr"] == "0.001" and params["trainer.batch_size"] == "128"
     assert params["downsample.name"] == "max"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    history = client.get_metric_history(run.info.run_id, Metric.VAL_ACCURACY)
     assert [h.step for h in history] == [1]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "shapes.md", "hydra"} <= artifacts
@@ -103,43 +92,31 @@ def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Ru
 @pytest.mark.slow
 def test_tfds_front_door_trains(mnist_tfds: Path, mnist_manual_dir: Path, tmp_path: Path) -> None:
     """TFDS (prepared offline from the official archives) feeds a real run."""
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        *TINY,
+    (run,) = train(
+        tmp_path,
         "dataset.source=tfds",
         f"dataset.tfds_data_dir={mnist_tfds}",
-        f"dataset.archive_dir={mnist_manual_dir}",
-        f"tracking.uri={uri}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = all_runs(uri)
-    assert run.info.status == "FINISHED" and run.data.tags["data_source"] == "tfds"
+        data=mnist_manual_dir,
+    ).runs
+    assert run.info.status == "FINISHED" and run.data.tags[Tag.DATA_SOURCE] == "tfds"
 
 
 @pytest.mark.slow
 def test_two_job_sweep_nests_children_under_a_parent(shared_data: Path, tmp_path: Path) -> None:
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        "-m",
-        *TINY,
-        f"dataset.archive_dir={shared_data / 'mnist'}",
+    runs = train(
+        tmp_path,
         "downsample=max,conv",
-        f"tracking.uri={uri}",
         "tracking.experiment=sweep-test",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    runs = all_runs(uri)
-    parents = [r for r in runs if r.data.tags.get("dsbench.role") == "sweep"]
+        data=shared_data / "mnist",
+        sweep=True,
+    ).runs
+    parents = [r for r in runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE]
     assert len(parents) == 1
     parent = parents[0]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["downsample"] for r in children) == ["conv", "max"]
+    children = [r for r in runs if r.data.tags.get(PARENT_RUN) == parent.info.run_id]
+    assert sorted(r.data.tags[Tag.DOWNSAMPLE] for r in children) == ["conv", "max"]
     assert all(r.info.status == "FINISHED" for r in children)
-    assert parent.info.status == "FINISHED" and parent.data.tags["jobs"] == "2"
+    assert parent.info.status == "FINISHED" and parent.data.tags[Tag.JOBS] == "2"
     assert len(runs) == 3
 
 
@@ -162,27 +139,21 @@ def test_sweep_stopped_by_bad_input_leaves_no_running_run(
     assert out.stderr.strip().splitlines()[-1].startswith("dsbench: error: trainer.lr must be > 0")
     runs = all_runs(uri)
     assert {r.info.status for r in runs} == {"FINISHED", "FAILED"}  # the job, its parent
-    parent = next(r for r in runs if r.data.tags.get("dsbench.role") == "sweep")
+    parent = next(r for r in runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE)
     assert parent.info.status == "FAILED"
 
 
 @pytest.mark.slow
 def test_jax_backend_with_bfloat16(shared_data: Path, tmp_path: Path) -> None:
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        *TINY,
-        f"dataset.archive_dir={shared_data / 'mnist'}",
+    (run,) = train(
+        tmp_path,
         "trainer.backend=jax",
         "trainer.precision=mixed_bfloat16",
-        f"tracking.uri={uri}",
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = all_runs(uri)
+        data=shared_data / "mnist",
+    ).runs
     assert run.info.status == "FINISHED"
-    assert (run.data.tags["backend"], run.data.tags["precision"]) == ("jax", "mixed_bfloat16")
-    assert 0 <= run.data.metrics["test_accuracy"] <= 1
+    assert (run.data.tags[Tag.BACKEND], run.data.tags[Tag.PRECISION]) == ("jax", "mixed_bfloat16")
+    assert 0 <= run.data.metrics[Metric.TEST_ACCURACY] <= 1
 
 
 @pytest.mark.slow
@@ -221,7 +192,7 @@ def test_sigterm_ends_the_run_killed(shared_data: Path, tmp_path: Path) -> None:
         proc.kill()
     (run,) = all_runs(uri)
     assert run.info.status == "KILLED"
-    assert "interrupted" in run.data.tags["failure_reason"]
+    assert "interrupted" in run.data.tags[Tag.FAILURE_REASON]
 
 
 def _statuses(db: Path) -> set[str]:
@@ -254,10 +225,10 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     runs = {r.data.params.get("trainer.lr"): r for r in all_runs(uri)}
     diverged, fine = runs["1000000000000.0"], runs["0.01"]
     assert diverged.info.status == "FAILED"
-    assert diverged.data.tags["failure_reason"].startswith("Diverged: loss became")
+    assert diverged.data.tags[Tag.FAILURE_REASON].startswith("Diverged: loss became")
     assert fine.info.status == "FINISHED"
     parent = runs[None]
-    assert parent.info.status == "FAILED" and parent.data.tags["jobs_failed"] == "1"
+    assert parent.info.status == "FAILED" and parent.data.tags[Tag.JOBS_FAILED] == "1"
     # The sweep's analysis lists the failed job with its reason, never drops it silently.
     table = mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id, artifact_path="analysis/comparison.md", tracking_uri=uri
@@ -268,35 +239,30 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     # Resumed, the diverged job is not trained again: its outcome is known.
     again = dsbench("train", "-m", *sweep, cwd=tmp_path)
     assert "skipped mnist/convnet/max+flatten/s0: already diverged as run" in again.stderr
-    assert len([r for r in all_runs(uri) if "dsbench.role" not in r.data.tags]) == 2
+    assert len([r for r in all_runs(uri) if Tag.ROLE not in r.data.tags]) == 2
 
 
 @pytest.mark.slow
 def test_device_loop_jax_bfloat16_one_tiny_epoch(shared_data: Path, tmp_path: Path) -> None:
     """The GPU fast path (data on the device, unrolled steps per dispatch, AOT compile) on CPU."""
-    uri = store_uri(tmp_path)
-    out = dsbench(
-        "train",
-        *TINY,
+    trained = train(
+        tmp_path,
         "trainer.epochs=2",
         "trainer.batch_size=64",
         "trainer.steps_per_execution=3",  # 8 steps an epoch: 2 dispatches of 3, then one of 2
-        f"dataset.archive_dir={shared_data / 'mnist'}",
         "trainer.backend=jax",
         "trainer.precision=mixed_bfloat16",
         "trainer.loop=device",
-        f"tracking.uri={uri}",
-        cwd=tmp_path,
+        data=shared_data / "mnist",
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = all_runs(uri)
+    uri, (run,) = trained.uri, trained.runs
     assert run.info.status == "FINISHED"
     m = run.data.metrics
-    assert set(m) >= EPOCH_METRICS | FINAL_METRICS
-    assert m["compile_seconds"] > 0 and m["steady_images_per_sec"] > 0
-    assert m["train_images"] == 512
+    assert set(m) >= {*EPOCH_METRICS, *FINAL_METRICS}
+    assert m[Metric.COMPILE_SECONDS] > 0 and m[Metric.STEADY_IMAGES_PER_SEC] > 0
+    assert m[Metric.TRAIN_IMAGES] == 512
     # It learns: above chance on the test set after 2 tiny epochs, and the loss falls.
     client = mlflow.MlflowClient(tracking_uri=uri)
-    losses = [h.value for h in client.get_metric_history(run.info.run_id, "loss")]
+    losses = [h.value for h in client.get_metric_history(run.info.run_id, Metric.LOSS)]
     assert len(losses) == 2 and losses[1] < losses[0]
-    assert m["test_accuracy"] > 0.2
+    assert m[Metric.TEST_ACCURACY] > 0.2

@@ -8,8 +8,10 @@ import pytest
 from conftest import STUDY_DESCRIPTION
 from mlflow import MlflowClient
 
-from dsbench.tools import ui
+from devtools import mlflow_ui as ui
+from dsbench.contract import SWEEP_ROLE, Metric, Tag
 
+ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -18,8 +20,8 @@ def study(study_store: str) -> dict[str, str]:
     client = MlflowClient(tracking_uri=study_store)
     experiment = client.get_experiment_by_name("study")
     runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if r.data.tags.get("dsbench.role") == "sweep")
-    job = next(r for r in runs if r.data.tags.get("downsample") == "blur")
+    parent = next(r for r in runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE)
+    job = next(r for r in runs if r.data.tags.get(Tag.DOWNSAMPLE) == "blur")
     return {
         "experiment": experiment.experiment_id,
         "sweep": parent.info.run_id,
@@ -44,7 +46,7 @@ def test_runs_tags_and_dashboard_are_visible(
         for name in study["names"].splitlines():
             assert name in text  # e.g. mnist/convnet/blur+flatten/s1
 
-        text = ui.charts_page(driver, metric="val_accuracy")
+        text = ui.charts_page(driver, metric=Metric.VAL_ACCURACY)
         driver.save_screenshot(shots / "charts.png")
         assert "max (val_accuracy)" in text and "blur (val_accuracy)" in text  # one per group
 
@@ -80,7 +82,7 @@ def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) 
         [
             sys.executable,
             "-m",
-            "dsbench.tools.ui",
+            "devtools.mlflow_ui",
             "--experiment",
             "nope",
             "--uri",
@@ -88,6 +90,7 @@ def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) 
             "--out",
             str(tmp_path),
         ],
+        cwd=ROOT,  # devtools/ is run from the checkout, not installed
         capture_output=True,
         text=True,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP = (sys.executable, "-m", "pip")
+SOURCES = ("pyproject.toml", "README.md", "src", "conf", "experiments")  # what the build reads
+
+
+def clean_copy(folder: Path) -> Path:
+    """The files the build reads, copied as a fresh clone has them: setuptools builds in the
+    source tree, and the checkout's leftover build/lib would add files moved away since."""
+    leftovers = shutil.ignore_patterns("*.egg-info", "__pycache__")
+    for name in SOURCES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, symlinks=True, ignore=leftovers)
+        else:
+            shutil.copy2(source, folder / name)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """dsbench built as a wheel and installed (no deps: the venv has them) into a folder."""
     wheels = tmp_path_factory.mktemp("wheel")
+    source = clean_copy(tmp_path_factory.mktemp("source"))
     build = subprocess.run(
-        [*PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        [*PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,3 +114,21 @@ def test_wheel_file_lists_the_config_groups(installed: Path) -> None:
     record = (wheel / "RECORD").read_text()
     groups = {p.name for p in (ROOT / "conf").iterdir() if p.is_dir()}
     assert groups and all(f"dsbench/conf/{g}/" in record for g in groups)
+
+
+def test_the_wheel_holds_no_test_infrastructure(installed: Path) -> None:
+    """The checkout's devtools/ (Selenium UI driver, PostgreSQL starter, analysis-scale bench)
+    stays out of the install, and nothing installed drives a browser."""
+    wheel = next(installed.glob("dsbench-*.dist-info"))
+    files = [line.split(",")[0] for line in (wheel / "RECORD").read_text().splitlines()]
+    assert "dsbench/train.py" in files  # the record lists the package's modules
+    names = {Path(f).name for f in files}
+    assert not [f for f in files if f.startswith("devtools/")]
+    assert not names & {"mlflow_ui.py", "postgres.py", "analysis_scale.py", "ui.py", "services.py"}
+    assert not (installed / "devtools").exists()
+    selenium = [
+        str(p.relative_to(installed))
+        for p in (installed / "dsbench").rglob("*.py")
+        if "selenium" in p.read_text()
+    ]
+    assert selenium == []

@@ -17,7 +17,7 @@ import sys
 import pandas as pd
 
 from dsbench import cli
-from dsbench.analysis.runs import load_runs
+from dsbench.analysis.load import load_runs
 from dsbench.config import default_store_uri
 from dsbench.errors import DsbenchError
 from dsbench.studies import springenberg2015 as study

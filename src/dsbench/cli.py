@@ -23,8 +23,9 @@ from dsbench.errors import DsbenchError, ExternalError
 EXIT_BAD_INPUT = 2
 
 
-def one_line(e: BaseException) -> str:
-    """A Hydra/OmegaConf error as one line: the messages of its cause chain, joined."""
+def config_error_line(e: BaseException) -> str:
+    """A Hydra/OmegaConf error (composition, schema) as one line: the messages of its cause
+    chain, joined. (errors.one_line shortens any library message.)"""
     if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
         group, _, value = e.missing_cfg_file.rpartition("/")
         return f"unknown {group or 'config'} {value!r}; choose one of: {', '.join(e.options)}"
@@ -91,7 +92,7 @@ def run_app(app: Callable[[], Any]) -> None:
     except sweep.SweepAborted as e:
         fail(str(e), EXIT_EXTERNAL)
     except (HydraException, OmegaConfBaseException) as e:
-        fail(one_line(e))
+        fail(config_error_line(e))
     except KeyboardInterrupt:
         print("dsbench: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -99,4 +100,7 @@ def run_app(app: Callable[[], Any]) -> None:
         try:
             sweep.close_sweep(aborted=aborted)
         except Exception as e:  # the store is gone too: say so without a traceback
-            print(f"dsbench: cannot close the sweep's parent run ({one_line(e)})", file=sys.stderr)
+            print(
+                f"dsbench: cannot close the sweep's parent run ({config_error_line(e)})",
+                file=sys.stderr,
+            )

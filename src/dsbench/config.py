@@ -4,15 +4,18 @@ Hydra checks key names and types against these when it composes; ranges and cros
 rules are checked in `__post_init__`, which runs in `validate` (OmegaConf.to_object). Every
 check raises DsbenchError with one line: what is wrong and what is allowed.
 
-Names that pick a registry entry (dataset, model, downsample, head) are checked where the
-registry is read (`dsbench.data.registry`, `dsbench.model.plan`), so that this module, the
-bottom of the import graph, imports none of them.
+The schemas hold every key's type and default, once: an option's YAML in conf/<group>/ holds
+only its name and what it changes (a test keeps it so). Names that pick a registry entry
+(dataset, model, downsample, head) are checked where the registry is read
+(`dsbench.data.registry`, `dsbench.model.plan`), so that this module, the bottom of the
+import graph, imports no stage; the stages import their checks and schemas from here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +24,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.data.fetch import check_url
-from dsbench.data.splits import SOURCES, check_seed, check_subset, check_val_fraction
 from dsbench.errors import DsbenchError, unknown
 
 # The configs: the project's top-level conf/ (and experiments/ as its group `experiments`),
@@ -54,17 +55,65 @@ def _dropout(what: str, value: float | None) -> None:
         raise DsbenchError(f"{what} must be in [0, 1), got {value}")
 
 
+# Where a dataset comes from: tfds (TFDS prepares it offline from the archives, checking its
+# own checksums) | archive (the official files, read by dsbench, md5-checked) | synthetic
+# (random images of the dataset's shape: speed measurements).
+SOURCES = ("tfds", "archive", "synthetic")
+PREPROCESSING = ("none", "gcn_zca")
+
+
+def check_subset(k: int | None, what: str = "subset") -> None:
+    """A subset size: a positive integer, or None for all."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0):
+        raise DsbenchError(f"{what}={k!r} is invalid: use a positive integer, or null for all")
+
+
+def check_val_fraction(val_fraction: float, what: str = "val_fraction") -> None:
+    """A validation share: in (0, 1), or 0 for no validation set."""
+    ok = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
+    if not ok or not (val_fraction == 0 or 0 < val_fraction < 1):
+        raise DsbenchError(
+            f"{what}={val_fraction!r} is invalid: use a number in (0, 1), "
+            "or 0.0 for no validation set"
+        )
+
+
+def check_seed(split_seed: int, what: str = "split_seed") -> None:
+    """A seed: an integer >= 0."""
+    if (
+        isinstance(split_seed, bool)
+        or not isinstance(split_seed, numbers.Integral)
+        or split_seed < 0
+    ):
+        raise DsbenchError(f"{what}={split_seed!r} is invalid: use an integer >= 0")
+
+
+def check_url(url: str, what: str = "dataset.url") -> None:
+    """A folder URL the fetch can use: http:// or https://."""
+    if not url.startswith(("http://", "https://")):
+        raise DsbenchError(
+            f"{what}={url!r} is not an http:// or https:// URL: use one (a local folder "
+            "is served by `python -m http.server`), or put the files in dataset.archive_dir"
+        )
+
+
 @dataclass
 class DatasetConfig:
+    """What the data stage loads (`dsbench.data.splits.load_splits`) and how it is split.
+
+    The folders' defaults are interpolations that composing (or `validate`) resolves: made
+    directly in Python, a DatasetConfig needs its archive_dir (and tfds_data_dir for tfds).
+    """
+
     name: str = "mnist"
-    # tfds (TFDS, offline from archive_dir if the archives are there) | archive | synthetic
-    # (random images of the dataset's shape: speed measurements)
-    source: str = "tfds"
-    archive_dir: str = "data/mnist"  # the official archives; also TFDS's manual dir
-    # Where archives missing from archive_dir are downloaded from (a folder URL); None:
-    # $DSBENCH_MIRROR/<name>/ if set, else the official location (dsbench.data.fetch).
+    source: str = "tfds"  # tfds | archive | synthetic (SOURCES)
+    # The official archives, $DSBENCH_DATA/<name>, else data/<name> in the folder a command
+    # runs from; also TFDS's manual dir (it prepares offline from them).
+    archive_dir: str = "${oc.env:DSBENCH_DATA,data}/${.name}"
+    # Where archives missing from archive_dir are downloaded from (a folder URL, md5-checked);
+    # None: $DSBENCH_MIRROR/<name>/ if set, else the official location (docs/data.md).
     url: str | None = None
-    tfds_data_dir: str = "~/tensorflow_datasets"
+    tfds_data_dir: str = "${oc.env:TFDS_DATA_DIR,'~/tensorflow_datasets'}"
     val_fraction: float = 0.1  # held out of the training set, seeded by split_seed
     split_seed: int = 0  # fixed apart from trainer.seed: every seed sees the same val split
     train_subset: int | None = None  # a seeded k-example subset for training (tiny runs, tests)
@@ -72,7 +121,8 @@ class DatasetConfig:
     # archive source: check the official md5; false only for re-packed or generated
     # archives (TFDS always checks its own checksums).
     verify_md5: bool = True
-    preprocess: str = "none"  # none (uint8, scaled in the model) | gcn_zca (Springenberg 2015)
+    # none (uint8, scaled to [0, 1] in the model) | gcn_zca (Springenberg 2015)
+    preprocess: str = "none"
 
     def __post_init__(self) -> None:
         _choice("dataset.source", self.source, SOURCES)
@@ -83,6 +133,15 @@ class DatasetConfig:
         check_subset(self.test_subset, "dataset.test_subset")
         if self.url is not None:
             check_url(self.url)
+        if not isinstance(self.verify_md5, bool):
+            raise DsbenchError(
+                f"dataset.verify_md5={self.verify_md5!r} is invalid: use true or false"
+            )
+        if self.source == "tfds" and self.tfds_data_dir is None:
+            raise DsbenchError(
+                "dataset.source=tfds needs a TFDS data dir (dataset.tfds_data_dir): "
+                "set it, or use dataset.source=archive"
+            )
 
 
 @dataclass
@@ -106,12 +165,14 @@ class DownsampleConfig:
     """Strategy and its knobs; a knob that the chosen strategy does not use is ignored."""
 
     name: str = "max"
-    window: int | None = None  # None: the backbone's pooling window (2 for convnet)
+    # None: the backbone's pooling window (2 for convnet); blur: of its stride-1 max pool;
+    # s2d: not used
+    window: int | None = None
     stride: int | None = None  # None: the backbone's pooling stride (s2d: its block size)
     p: float = 3.0  # lp: the exponent; 1 = average of |x|, larger → closer to max
     alpha: float = 0.5  # mixed: weight of max in α·max + (1 − α)·avg (start value if learned)
     learn_alpha: bool = False  # mixed: learn α = sigmoid(w), 1 parameter per slot
-    filter_size: int = 3  # blur: side of the binomial filter, 2..5
+    filter_size: int = 3  # blur: side of the binomial filter, 2..5 (reflect padding)
 
     def __post_init__(self) -> None:
         for key in ("window", "stride"):
@@ -147,7 +208,6 @@ class HeadConfig:
         _dropout("head.dropout", self.dropout)
 
 
-PREPROCESSING = ("none", "gcn_zca")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # mixed_float16: GPU only
@@ -157,18 +217,20 @@ LOOPS = ("keras", "device")
 
 @dataclass
 class TrainerConfig:
-    optimizer: str = "adam"
+    """The keras-io MNIST recipe by default: Adam 1e-3, batch 128, 15 epochs."""
+
+    optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
-    schedule: str = "constant"
+    schedule: str = "constant"  # constant | cosine | step
     milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= gamma
     gamma: float = 0.1
     weight_decay: float = 0.0  # Keras' decoupled weight decay of the optimizer
     batch_size: int = 128
     epochs: int = 15
     seed: int = 0
-    precision: str = "float32"
-    backend: str = "tensorflow"
+    precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (GPU only)
+    backend: str = "tensorflow"  # tensorflow | jax (the fast path on a GPU)
     steps_per_execution: int = 1  # training steps per dispatch to the device
     # keras: model.fit | device: the data on the device, `steps_per_execution` steps per
     # compiled program, compile timed apart (JAX backend; the GPU fast path, device_loop.py)
@@ -231,7 +293,11 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
+    """Where and how runs are recorded (MLflow)."""
+
     enabled: bool = True
+    # $MLFLOW_TRACKING_URI, else MLflow's own default store sqlite:///mlflow.db in the folder
+    # a command runs from, where `mlflow ui` finds it (`default_store_uri`).
     uri: str = field(default_factory=default_store_uri)
     experiment: str = "dsbench"
     run_name: str | None = None  # None: dataset/model/downsample+head/s<seed>
@@ -250,7 +316,10 @@ class TrackingConfig:
 
 @dataclass
 class EvaluationConfig:
-    shifts: list[int] = field(default_factory=lambda: [1, 2, 3, 4])  # px, accuracy under each
+    """End-of-run evaluation on the test set (`dsbench.training.evaluate`)."""
+
+    # px: accuracy with every test image shifted k px (one axis direction each, zero fill)
+    shifts: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     consistency_shift: int = 4  # Zhang 2019's consistency over shifts in [−k, k]²; 0: off
     seed: int = 0  # which shifts: the same for every run, so runs compare like for like
 
@@ -295,11 +364,11 @@ class DescribeConfig(TrainConfig):
 class AnalyzeConfig:
     """`python -m dsbench.analyze`: which runs to read, and where the tables go."""
 
-    experiment: str = "mnist-downsampling"
-    filter: str = ""
-    sweep: str = ""
-    out_dir: str = "results/${experiment}"
-    log_to_sweep: bool = True
+    experiment: str = "mnist-downsampling"  # the MLflow experiment to read
+    filter: str = ""  # extra MLflow filter, e.g. "tags.head = 'flatten'"
+    sweep: str = ""  # "": every run; latest: the newest sweep's jobs; or a parent run id
+    out_dir: str = "results/${experiment}"  # comparison.{md,csv,tex,html}, plots/, dashboard.html
+    log_to_sweep: bool = True  # also log them under analysis/ to the sweep's parent run
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 

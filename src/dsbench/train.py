@@ -3,13 +3,12 @@
     python -m dsbench.train downsample=avg head=gap trainer.epochs=3
     python -m dsbench.train -m experiments=mnist_downsampling     # a sweep
 
-The Hydra app: check the config, skip a job that already FINISHED or diverged (resume), train
-(dsbench.training.run), and in a sweep record a failed job and go on.
+The Hydra app: check the job once (dsbench.training.job), skip it if it FINISHED or diverged
+before (resume), train it (dsbench.training.run); in a sweep, record a failed job and go on.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -18,14 +17,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from dsbench import cli, config
+from dsbench.contract import Metric
 from dsbench.errors import DsbenchError, ExternalError
+from dsbench.tracking.recorder import in_sweep
 from dsbench.tracking.resume import finished_run, skipped
-from dsbench.tracking.runs import in_sweep, record_failure
-from dsbench.tracking.store import bound_retries, check_store
-from dsbench.tracking.sweep import state as sweep_state
-from dsbench.training.run import dry_run, preflight, train
+from dsbench.tracking.sweep import job_failed
+from dsbench.training.job import Job, dry_run_line, make_job
+from dsbench.training.run import train
 
-log = logging.getLogger(__name__)
 config.register()
 
 
@@ -33,38 +32,34 @@ config.register()
 def _app(cfg: DictConfig) -> float:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     with cli.exit_on_bad_input():  # bad input: one line, exit 2; in a sweep, the sweep stops
-        checked = config.validate(cfg)
-        if checked.dry_run:
-            dry_run(checked)
-            return 0.0
-        preflight(checked)  # names, geometry and sizes, before the store is read
-        if not in_sweep():
-            return _job(checked, output_dir)
         try:
-            return _job(checked, output_dir)
+            job = make_job(cfg)  # config, geometry, sizes and the store: checked once
+        except ExternalError as e:  # the store: not the input; a sweep goes on
+            if not in_sweep():
+                raise
+            return job_failed(None, e)
+        if job.cfg.dry_run:
+            print(dry_run_line(job), flush=True)
+            return 0.0
+        if not in_sweep():
+            return _run(job, output_dir)
+        try:
+            return _run(job, output_dir)
         except DsbenchError as e:
             if not isinstance(e, ExternalError):
                 raise
-            failure: Exception = e  # a download, the store: not the input; the sweep goes on
+            return job_failed(job.cfg, e)  # a download, the store: not the input
         except Exception as e:
-            failure = e
-        # Its run is marked FAILED with the reason (one is made if it had none yet), so the
-        # sweep counts it and the analysis lists it; the sweep goes on.
-        record_failure(checked, failure)
-        sweep_state.job_failures += 1  # counted here too: a sweep may have no store
-        log.error("job failed (%s: %s); the sweep goes on", type(failure).__name__, failure)
-        return float("nan")
+            return job_failed(job.cfg, e)
 
 
-def _job(checked: config.TrainConfig, output_dir: Path) -> float:
+def _run(job: Job, output_dir: Path) -> float:
     """Skip the job if it FINISHED or diverged before (resume), else train it."""
-    if checked.tracking.enabled:
-        bound_retries(checked.tracking.retry_seconds)
-        check_store(checked.tracking.uri)  # a store that is down: seconds, not minutes
-        if checked.tracking.resume and (done := finished_run(checked)) is not None:
-            print(skipped(checked, done), file=sys.stderr, flush=True)
-            return done.data.metrics.get("test_accuracy", float("nan"))
-    return train(checked, output_dir)["test_accuracy"]
+    cfg = job.cfg
+    if cfg.tracking.enabled and cfg.tracking.resume and (done := finished_run(cfg)) is not None:
+        print(skipped(cfg, done), file=sys.stderr, flush=True)
+        return done.data.metrics.get(Metric.TEST_ACCURACY, float("nan"))
+    return train(job, output_dir)[Metric.TEST_ACCURACY]
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def render(
     legend: str,
     figures: list[Path],
     not_finished: list[str],
-    paper_markdown: str | None,
+    study_reports: list[tuple[str, str]],
     counts: dict[str, int],
     provenance: str,
 ) -> str:
@@ -63,8 +63,8 @@ def render(
         *(_image(p) for p in figures),
         "</div>",
     ]
-    if paper_markdown:
-        parts += ["<h2>Ours vs Springenberg et al. 2015</h2>", f"<pre>{esc(paper_markdown)}</pre>"]
+    for heading, markdown in study_reports:  # a study's own table (dsbench.hooks)
+        parts += [f"<h2>{esc(heading)}</h2>", f"<pre>{esc(markdown)}</pre>"]
     parts.append("<h2>Runs that did not finish</h2>")
     if not_finished:
         parts += ["<ul>", *(f"<li>{esc(line)}</li>" for line in not_finished), "</ul>"]

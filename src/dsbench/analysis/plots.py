@@ -17,22 +17,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
-from dsbench.analysis.runs import KEYS, table_keys
+from dsbench.analysis.load import KEYS, table_keys
 from dsbench.analysis.tables import SHIFT
+from dsbench.contract import Metric, Tag, shifted_accuracy
+
+STRATEGY = Tag.DOWNSAMPLE  # the column each figure colours by
+ERROR_MEAN, ERROR_STD = f"{Metric.TEST_ERROR}_mean", f"{Metric.TEST_ERROR}_std"  # table columns
 
 
 def label(row: pd.Series, table: pd.DataFrame) -> str:
     """The strategy, with the dataset / model before it where the table holds several, and
     any varying param (e.g. `trainer.lr=0.05`) after it."""
-    varying = [k for k in ("dataset", "model") if table[k].nunique() > 1]
+    varying = [k for k in (Tag.DATASET, Tag.MODEL) if table[k].nunique() > 1]
     params = [f"{p.removeprefix('params.')}={row[p]}" for p in table_keys(table)[len(KEYS) :]]
-    return " ".join(["/".join([*(str(row[k]) for k in varying), str(row["downsample"])]), *params])
+    return " ".join(["/".join([*(str(row[k]) for k in varying), str(row[STRATEGY])]), *params])
 
 
 def _colours(table: pd.DataFrame) -> dict[str, tuple]:
     from matplotlib import colormaps
 
-    names = sorted(table["downsample"].unique())
+    names = sorted(table[STRATEGY].unique())
     cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
@@ -41,7 +45,7 @@ def _panels(
     table: pd.DataFrame, title: str, xlabel: str, ylabel: str
 ) -> tuple[Figure, Iterator[tuple[Any, pd.DataFrame]]]:
     """A figure with one panel per head; yields (axes, that head's rows)."""
-    heads = list(dict.fromkeys(table["head"]))  # in table order: the best head first
+    heads = list(dict.fromkeys(table[Tag.HEAD]))  # in table order: the best head first
     fig = Figure(figsize=(5.2 * len(heads) + 2, 5.2), layout="constrained")
     fig.suptitle(title)
     axes = fig.subplots(1, len(heads), squeeze=False)[0]
@@ -53,7 +57,7 @@ def _panels(
 
     def rows() -> Iterator[tuple[Any, pd.DataFrame]]:
         for ax, head in zip(axes, heads, strict=True):
-            yield ax, table[table["head"] == head]
+            yield ax, table[table[Tag.HEAD] == head]
 
     return fig, rows()
 
@@ -75,13 +79,13 @@ def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str) -> Figure:
     colours = _colours(table)
     for ax, rows in panels:
         for _, row in rows.iterrows():
-            std = row["test_error_std"]
+            std = row[ERROR_STD]
             ax.errorbar(
                 row[f"{x}_mean"],
-                100 * (1 - row["test_error_mean"]),
+                100 * (1 - row[ERROR_MEAN]),
                 yerr=None if pd.isna(std) else 100 * std,
                 fmt="o",
-                color=colours[row["downsample"]],
+                color=colours[row[STRATEGY]],
                 capsize=3,
                 label=label(row, table),
             )
@@ -94,13 +98,13 @@ def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str) -> Figure:
 
 
 def accuracy_vs_params(table: pd.DataFrame) -> Figure:
-    return _scatter(table, "params_total", "parameters (log scale)", "Accuracy vs parameters")
+    return _scatter(table, Metric.PARAMS_TOTAL, "parameters (log scale)", "Accuracy vs parameters")
 
 
 def accuracy_vs_throughput(table: pd.DataFrame) -> Figure:
     return _scatter(
         table,
-        "steady_images_per_sec",
+        Metric.STEADY_IMAGES_PER_SEC,
         "training images / s, steady (log scale; mean over seeds)",
         "Accuracy vs training throughput",
     )
@@ -124,12 +128,12 @@ def accuracy_vs_shift(table: pd.DataFrame) -> Figure:
     colours = _colours(table)
     for ax, rows in panels:
         for _, row in rows.iterrows():
-            ys = [1 - row["test_error_mean"], *(row[f"test_accuracy_shift{k}_mean"] for k in ks)]
+            ys = [1 - row[ERROR_MEAN], *(row[f"{shifted_accuracy(k)}_mean"] for k in ks)]
             ax.plot(
                 [0, *ks],
                 [100 * y for y in ys],
                 marker="o",
-                color=colours[row["downsample"]],
+                color=colours[row[STRATEGY]],
                 label=label(row, table),
             )
         ax.set_xticks([0, *ks])
@@ -158,7 +162,7 @@ def learning_curves(table: pd.DataFrame, runs: pd.DataFrame, history: pd.DataFra
                 continue
             curve = curves.loc[key]
             steps, mean, std = curve.index, 100 * curve["mean"], 100 * curve["std"].fillna(0)
-            colour = colours[row["downsample"]]
+            colour = colours[row[STRATEGY]]
             ax.plot(steps, mean, marker="o", markersize=3, color=colour, label=label(row, table))
             ax.fill_between(steps, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -1,7 +1,7 @@
 """A study's tables, plots and dashboard, written to a folder and logged to its sweep run.
 
     comparison.md / .csv / .tex / .html   the table (best of each column in bold)
-    paper_vs_ours.md                      Springenberg 2015 runs only: ours beside Table 3
+    <study>.report_file                   a study's own table, for its runs (dsbench.hooks)
     plots/*.png                           accuracy vs params / throughput / shift, learning curves
     dashboard.html                        all of the above in one self-contained page
 
@@ -17,15 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from dsbench.analysis import dashboard, plots
-from dsbench.analysis.runs import histories, load_runs, resolve_sweep
+from dsbench.analysis.load import histories, load_runs, resolve_sweep
 from dsbench.analysis.tables import comparison, not_finished, to_html, to_latex, to_markdown
-from dsbench.errors import DsbenchError
+from dsbench.contract import DESCRIPTION, Metric
+from dsbench.hooks import Study, studies
 from dsbench.provenance import produced_by
-from dsbench.studies import springenberg2015
 
 log = logging.getLogger(__name__)
 
-CURVE_METRIC = "val_accuracy"  # the learning curves' per-epoch metric
+CURVE_METRIC = Metric.VAL_ACCURACY  # the learning curves' per-epoch metric
 
 
 def provenance(experiment: str, uri: str, command: str) -> str:
@@ -34,13 +34,23 @@ def provenance(experiment: str, uri: str, command: str) -> str:
     )
 
 
-def paper_table(runs: pd.DataFrame) -> str | None:
-    """Springenberg 2015 runs: ours vs Table 3 (lr chosen on validation), else None."""
-    try:
-        study = springenberg2015.study_frame(runs)
-    except DsbenchError as e:  # runs that make no table: say why, in the table's place
-        return f"No table: {e}.\n"
-    return None if study.empty else springenberg2015.report(study)
+def study_reports(
+    uri: str, experiment: str, runs: pd.DataFrame, filter_string: str, sweep: str
+) -> list[tuple[Study, str]]:
+    """Each study's report of these runs (dsbench.hooks), for the studies they hold.
+
+    A study may choose over its whole grid (Springenberg's lr): a sweep of more seeds (its
+    second stage) is then reported with the rest of the experiment's runs, not alone.
+    """
+    reports = []
+    for study in studies():
+        grid = runs
+        if sweep and study.owns_runs(runs):
+            grid = load_runs(uri, experiment, filter_string)
+        text = study.report(grid)
+        if text is not None:
+            reports.append((study, text))
+    return reports
 
 
 def analyze(
@@ -86,15 +96,10 @@ def analyze(
     table_html = to_html(table)
     (out_dir / "comparison.html").write_text(table_html)
 
-    # The study's lr is chosen over the whole grid: a sweep of more seeds (its second stage)
-    # is reported with the rest of the experiment's runs, not alone.
-    grid = load_runs(uri, experiment, filter_string) if sweep and "tags.variant" in runs else runs
-    paper = paper_table(grid)
-    if paper is not None:
-        files.append(out_dir / "paper_vs_ours.md")
-        files[-1].write_text(
-            f"# {experiment}: ours vs Springenberg et al. 2015\n\n{paper}\n{origin}\n"
-        )
+    reports = study_reports(uri, experiment, runs, filter_string, sweep)
+    for study, text in reports:
+        files.append(out_dir / study.report_file)
+        files[-1].write_text(f"# {experiment}: ours vs {study.title}\n\n{text}\n{origin}\n")
 
     finished = list(runs.loc[runs["status"] == "FINISHED", "run_id"])
     history = histories(uri, finished, CURVE_METRIC)
@@ -106,7 +111,7 @@ def analyze(
         legend=legend,
         figures=figures,
         not_finished=missing,
-        paper_markdown=paper,
+        study_reports=[(f"Ours vs {study.title}", text) for study, text in reports],
         counts={"runs": len(runs), "finished": len(finished), "groups": len(table)},
         provenance=origin,
     )
@@ -123,7 +128,7 @@ def _description(uri: str, experiment: str) -> str:
     from mlflow import MlflowClient
 
     found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
-    return (found.tags.get("mlflow.note.content") or "") if found else ""
+    return (found.tags.get(DESCRIPTION) or "") if found else ""
 
 
 def _only_sweep(runs: pd.DataFrame, filter_string: str) -> str | None:

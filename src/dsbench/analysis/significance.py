@@ -14,6 +14,8 @@ import math
 import pandas as pd
 from scipy import stats
 
+from dsbench.contract import Metric, Tag, metric_column
+
 BASELINE = "max"  # the strategy every other one is compared with
 LEVEL = 0.95
 COLUMNS = ["vs_max_diff", "vs_max_ci_low", "vs_max_ci_high", "vs_max_p", "vs_max_significant"]
@@ -31,21 +33,21 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
 
 
 def versus_baseline(
-    done: pd.DataFrame, keys: list[str], metric: str = "test_error"
+    done: pd.DataFrame, keys: list[str], metric: str = Metric.TEST_ERROR
 ) -> pd.DataFrame:
     """One row per group of `done` (grouped by `keys`, which hold `downsample`): COLUMNS in
     the metric's own units. The baseline's own row, and a group with no baseline beside it,
     get NaN; `vs_max_significant` is whether the interval lies wholly on one side of 0."""
     values = {
-        key: list(group[f"metrics.{metric}"].dropna())
+        key: list(group[metric_column(metric)].dropna())
         for key, group in done.groupby(keys, dropna=False, sort=False)
     }
     rows = []
     for key, a in values.items():
         named = dict(zip(keys, key, strict=True))
-        reference = tuple(BASELINE if k == "downsample" else named[k] for k in keys)
+        reference = tuple(BASELINE if k == Tag.DOWNSAMPLE else named[k] for k in keys)
         b = values.get(reference, [])
-        compared = named["downsample"] != BASELINE and b
+        compared = named[Tag.DOWNSAMPLE] != BASELINE and b
         diff, low, high, p = welch(a, b) if compared else (math.nan,) * 4
         significant = not math.isnan(low) and (low > 0 or high < 0)
         rows.append({**named, **dict(zip(COLUMNS, (diff, low, high, p, significant), strict=True))})

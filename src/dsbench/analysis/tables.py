@@ -1,7 +1,7 @@
 """A study's runs as one comparison table: grouped, mean ± std and n, in four formats.
 
 Groups are dataset × model × downsample × head (and any param that varies inside one, see
-`dsbench.analysis.runs.group_keys`); each metric is the mean ± std over the group's seeds.
+`dsbench.analysis.load.group_keys`); each metric is the mean ± std over the group's seeds.
 pandas only.
 """
 
@@ -14,27 +14,28 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from dsbench.analysis.runs import group_keys, table_keys
+from dsbench.analysis.load import group_keys, table_keys
 from dsbench.analysis.significance import BASELINE, LEVEL, versus_baseline
+from dsbench.contract import RUN_NAME, Metric, Tag, metric_column, tag_column
 from dsbench.errors import DsbenchError
 
 Column = tuple[str, float, bool]  # title, scale, lower is better
 # metric → column; mean ± std over seeds for each. Between the accuracy and the cost
 # columns come the accuracies under every shift the runs evaluated (`shift_columns`).
 ACCURACY: dict[str, Column] = {
-    "test_error": ("test error %", 100, True),
-    "shift_consistency": ("shift consistency %", 100, False),
+    Metric.TEST_ERROR: ("test error %", 100, True),
+    Metric.SHIFT_CONSISTENCY: ("shift consistency %", 100, False),
 }
 COST: dict[str, Column] = {
-    "params_total": ("params", 1, True),
-    "flops_per_image": ("MFLOPs", 1e-6, True),
+    Metric.PARAMS_TOTAL: ("params", 1, True),
+    Metric.FLOPS_PER_IMAGE: ("MFLOPs", 1e-6, True),
     # The epochs after the first (which holds compilation), and inference after a warm-up.
-    "steady_images_per_sec": ("train img/s", 1, False),
-    "inference_images_per_sec": ("infer img/s", 1, False),
-    "total_train_seconds": ("train s", 1, True),  # every epoch, compilation included
-    "stopped_epoch": ("epochs", 1, True),  # trained, early stopping or not
+    Metric.STEADY_IMAGES_PER_SEC: ("train img/s", 1, False),
+    Metric.INFERENCE_IMAGES_PER_SEC: ("infer img/s", 1, False),
+    Metric.TOTAL_TRAIN_SECONDS: ("train s", 1, True),  # every epoch, compilation included
+    Metric.STOPPED_EPOCH: ("epochs", 1, True),  # trained, early stopping or not
 }
-SHIFT = re.compile(r"test_accuracy_shift(\d+)")
+SHIFT = re.compile(re.escape(Metric.SHIFTED_ACCURACY_PREFIX) + r"(\d+)")
 
 
 def shift_columns(names: list[str]) -> dict[str, Column]:
@@ -56,21 +57,22 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     them all, the table shows k ≥ 1.
     """
     done = runs[runs["status"] == "FINISHED"]
-    if done.empty or "metrics.test_error" not in done:
+    if done.empty or metric_column(Metric.TEST_ERROR) not in done:
         raise DsbenchError(
             f"none of the {len(runs)} runs finished with a test error; "
             f"statuses: {', '.join(sorted(set(runs['status'])))}"
         )
-    logged = [c.removeprefix("metrics.") for c in done.columns if c.startswith("metrics.")]
+    prefix = metric_column("")
+    logged = [c.removeprefix(prefix) for c in done.columns if c.startswith(prefix)]
     shown = columns(logged)
     metrics = [*shown, *sorted(m for m in logged if SHIFT.fullmatch(m) and m not in shown)]
     keys = group_keys(done)
-    grouped = done.groupby(keys, dropna=False)[[f"metrics.{m}" for m in metrics]]
+    grouped = done.groupby(keys, dropna=False)[[metric_column(m) for m in metrics]]
     table = grouped.agg(["mean", "std"])
-    table.columns = [f"{m.removeprefix('metrics.')}_{stat}" for m, stat in table.columns]
+    table.columns = [f"{m.removeprefix(prefix)}_{stat}" for m, stat in table.columns]
     table["seeds"] = done.groupby(keys, dropna=False).size()
     table = table.reset_index().merge(versus_baseline(done, keys), on=keys, how="left")
-    return table.sort_values("test_error_mean", kind="stable").reset_index(drop=True)
+    return table.sort_values(f"{Metric.TEST_ERROR}_mean", kind="stable").reset_index(drop=True)
 
 
 class Markup(NamedTuple):
@@ -119,7 +121,7 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
             is_best = len(table) > 1 and mean_raw == best[m]  # one row: nothing to compare
             cells.append(markup.bold.format(cell) if is_best else cell)
         out[markup.text(title)] = cells
-        if m == "test_error" and "vs_max_diff" in table:
+        if m == Metric.TEST_ERROR and "vs_max_diff" in table:
             out[markup.text(VERSUS_TITLE)], out["p"] = versus_columns(table, markup)
     return out
 
@@ -132,7 +134,7 @@ def versus_columns(table: pd.DataFrame, markup: Markup) -> tuple[list[str], list
     interval excludes 0, and p; "reference" on max's own rows, – where there is nothing."""
     cells, ps = [], []
     for _, row in table.iterrows():
-        if row["downsample"] == BASELINE:
+        if row[Tag.DOWNSAMPLE] == BASELINE:
             cells.append("reference")
             ps.append("")
             continue
@@ -169,9 +171,9 @@ def not_finished(runs: pd.DataFrame) -> list[str]:
     """One line per run that did not finish: name, status and failure reason."""
     lines = []
     for _, r in runs[runs["status"] != "FINISHED"].iterrows():
-        reason = r.get("tags.failure_reason")
+        reason = r.get(tag_column(Tag.FAILURE_REASON))
         lines.append(
-            f"{r['tags.mlflow.runName']}: {r['status']}"
+            f"{r[tag_column(RUN_NAME)]}: {r['status']}"
             + (f" ({reason})" if isinstance(reason, str) else "")
         )
     return lines

@@ -1,6 +1,6 @@
 """`python -m dsbench.data fetch [datasets…]` (`make data`): download the official archives
-ahead of time, md5-checked, into each dataset's `archive_dir` (conf/dataset/<name>.yaml:
-$DSBENCH_DATA/<name>, else data/<name>).
+ahead of time, md5-checked, into each dataset's `archive_dir` (`dsbench.config.DatasetConfig`
+with conf/dataset/<name>.yaml: $DSBENCH_DATA/<name>, else data/<name>).
 
     python -m dsbench.data fetch                      # every dataset
     python -m dsbench.data fetch mnist fashion_mnist
@@ -19,6 +19,7 @@ import sys
 
 from hydra import compose, initialize_config_module
 
+from dsbench.config import DatasetConfig, validate
 from dsbench.data.archives import md5_of
 from dsbench.data.fetch import MIRROR_ENV, ensure_archives, source_url
 from dsbench.data.registry import DATASETS, get_info
@@ -31,7 +32,8 @@ def fetch(names: list[str], mirror: str | None) -> None:
     with initialize_config_module("dsbench.conf", version_base="1.3"):
         for name in names:
             info = get_info(name)
-            dataset = compose(config_name=f"dataset/{name}").dataset
+            option = compose(config_name=f"dataset/{name}").dataset  # what it changes
+            dataset = validate(option, DatasetConfig)  # on the schema's defaults
             folder, url = os.path.expanduser(dataset.archive_dir), dataset.url
             fetched = ensure_archives(info, folder, url)
             for file_name, md5 in info.files.values():

@@ -27,6 +27,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from dsbench.config import check_url
 from dsbench.data.registry import DatasetInfo
 from dsbench.errors import DsbenchError, ExternalError, connection_reason
 
@@ -48,15 +49,6 @@ def source_url(info: DatasetInfo, url: str | None = None) -> str:
         base, what = info.url, "the registry"
     check_url(base, what)
     return base.rstrip("/") + "/"
-
-
-def check_url(url: str, what: str = "dataset.url") -> None:
-    """A folder URL the fetch can use: http:// or https://."""
-    if not url.startswith(("http://", "https://")):
-        raise DsbenchError(
-            f"{what}={url!r} is not an http:// or https:// URL: use one (a local folder "
-            "is served by `python -m http.server`), or put the files in dataset.archive_dir"
-        )
 
 
 def missing_files(info: DatasetInfo, archive_dir: str | PathLike[str]) -> list[str]:

@@ -23,7 +23,7 @@ Both are computed on the NHWC-flattened pixels; they are unchanged by any fixed 
 of the pixels (pylearn2 flattens CHW), so the result is the same up to that reordering.
 
 Augmentation ("random translations and horizontal flips") is part of the model, not of the
-data: `dsbench.build.keras_model.augmentation_layers`, active on training batches only.
+data: `dsbench.frameworks.keras_model.augmentation_layers`, active on training batches only.
 
 numpy only.
 """

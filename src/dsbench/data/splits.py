@@ -1,25 +1,24 @@
 """The seeded validation split and subsets of a dataset, from any source.
 
 numpy only at import time: tensorflow is imported (through `dsbench.data.tfds`) only when
-`source="tfds"` is asked for. The argument checks here are the only ones: the config schema
-(`dsbench.config.DatasetConfig`) calls them too.
+`source="tfds"` is asked for. The stage takes its `dsbench.config.DatasetConfig`, checked
+when it was made; the checks of the loose values here are the config's own.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
+from dsbench.config import DatasetConfig, check_seed, check_subset, check_val_fraction
 from dsbench.data.archives import check_arrays, load_archives
 from dsbench.data.fetch import ensure_archives
 from dsbench.data.registry import Arrays, DatasetInfo, get_info
-from dsbench.errors import DsbenchError, unknown
+from dsbench.errors import DsbenchError
 
-SOURCES = ("tfds", "archive", "synthetic")
 SYNTHETIC_SIZES = (50_000, 10_000)  # training and test images of the synthetic source (CIFAR's)
 
 
@@ -88,19 +87,8 @@ def take_subset(
     return x[idx], y[idx]
 
 
-def load_splits(
-    name: str,
-    source: str,
-    archive_dir: str | PathLike[str],
-    tfds_data_dir: str | PathLike[str] | None,
-    val_fraction: float,
-    split_seed: int,
-    train_subset: int | None = None,
-    test_subset: int | None = None,
-    verify_md5: bool = True,
-    url: str | None = None,
-) -> Splits:
-    """Load dataset `name` from `source` ("tfds", "archive" or "synthetic") and split it.
+def load_splits(dataset: DatasetConfig) -> Splits:
+    """Load `dataset.name` from `dataset.source` ("tfds", "archive" or "synthetic") and split it.
 
     - "archive": the official files in `archive_dir`, md5-checked (unless `verify_md5` is
       False, see `load_archives`), read by dsbench.
@@ -111,7 +99,7 @@ def load_splits(
     Archives that `archive_dir` lacks (and that a source needs) are fetched first, from `url`
     or the official location (`dsbench.data.fetch`), before TensorFlow is imported.
     - "synthetic": random uint8 images of the dataset's shape and random labels
-      (`synthetic_arrays`): speed measurements without the data (`dsbench.bench`).
+      (`synthetic_arrays`): speed measurements without the data (`dsbench.tools.bench`).
 
     The validation set is a seeded split of the training set (see `split_train_val`); then
     `train_subset` limits what is left for training and `test_subset` the test set (seeded
@@ -121,29 +109,15 @@ def load_splits(
     seed picks *different* validation examples on the two paths. That is expected: compare
     results within one source.
     """
-    info = get_info(name)
-    if source not in SOURCES:
-        raise unknown("dataset source", source, SOURCES)
-    # Validate every cheap argument before the (slow) loading.
-    check_val_fraction(val_fraction)
-    check_seed(split_seed)
-    check_subset(train_subset, "train_subset")
-    check_subset(test_subset, "test_subset")
-
-    if not isinstance(verify_md5, bool):
-        raise DsbenchError(f"verify_md5={verify_md5!r} is invalid: use true or false")
-
+    info = get_info(dataset.name)  # its values were checked when `dataset` was made
+    source, archive_dir, url = dataset.source, dataset.archive_dir, dataset.url
     if source == "archive":
         ensure_archives(info, archive_dir, url)
-        x_train, y_train, x_test, y_test = load_archives(info, archive_dir, verify_md5)
+        x_train, y_train, x_test, y_test = load_archives(info, archive_dir, dataset.verify_md5)
     elif source == "synthetic":
-        x_train, y_train, x_test, y_test = synthetic_arrays(info, split_seed)
+        x_train, y_train, x_test, y_test = synthetic_arrays(info, dataset.split_seed)
     else:
-        if tfds_data_dir is None:
-            raise DsbenchError(
-                "dataset.source=tfds needs a TFDS data dir (dataset.tfds_data_dir): "
-                "set it, or use dataset.source=archive"
-            )
+        tfds_data_dir = dataset.tfds_data_dir
         if not prepared_anywhere(tfds_data_dir, info.tfds_name):  # TFDS will need the files
             ensure_archives(info, archive_dir, url)
         from dsbench.data.tfds import load_tfds  # imports tensorflow: only on this path
@@ -153,13 +127,14 @@ def load_splits(
         )
         check_arrays(info, f"TFDS data in {tfds_data_dir}", x_train, y_train, x_test, y_test)
 
-    x_train, y_train, x_val, y_val = split_train_val(x_train, y_train, val_fraction, split_seed)
+    seed = dataset.split_seed
+    x_train, y_train, x_val, y_val = split_train_val(x_train, y_train, dataset.val_fraction, seed)
     # Seeds derived from split_seed, distinct from the validation split's stream.
     x_train, y_train = take_subset(
-        x_train, y_train, train_subset, _sub_seed(split_seed, 1), "train_subset"
+        x_train, y_train, dataset.train_subset, _sub_seed(seed, 1), "train_subset"
     )
     x_test, y_test = take_subset(
-        x_test, y_test, test_subset, _sub_seed(split_seed, 2), "test_subset"
+        x_test, y_test, dataset.test_subset, _sub_seed(seed, 2), "test_subset"
     )
     return Splits(x_train, y_train, x_val, y_val, x_test, y_test, info=info, source=source)
 
@@ -188,15 +163,11 @@ def _sub_seed(split_seed: int, stream: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([split_seed, stream])
 
 
-def check_sizes(
-    info: DatasetInfo,
-    source: str,
-    val_fraction: float,
-    train_subset: int | None,
-    test_subset: int | None,
-) -> None:
+def check_sizes(info: DatasetInfo, dataset: DatasetConfig) -> None:
     """Subsets that the dataset can fill, checked from its known sizes before loading it."""
-    n_train, n_test = SYNTHETIC_SIZES if source == "synthetic" else info.sizes
+    val_fraction = dataset.val_fraction
+    train_subset, test_subset = dataset.train_subset, dataset.test_subset
+    n_train, n_test = SYNTHETIC_SIZES if dataset.source == "synthetic" else info.sizes
     left = n_train - round(val_fraction * n_train)
     if train_subset is not None and train_subset > left:
         raise DsbenchError(
@@ -209,29 +180,3 @@ def check_sizes(
             f"dataset.test_subset={test_subset} is larger than the {n_test} {info.name} test "
             f"examples: use at most {n_test}, or null for all"
         )
-
-
-def check_subset(k: int | None, what: str = "subset") -> None:
-    """A subset size: a positive integer, or None for all."""
-    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k <= 0):
-        raise DsbenchError(f"{what}={k!r} is invalid: use a positive integer, or null for all")
-
-
-def check_val_fraction(val_fraction: float, what: str = "val_fraction") -> None:
-    """A validation share: in (0, 1), or 0 for no validation set."""
-    ok = isinstance(val_fraction, numbers.Real) and not isinstance(val_fraction, bool)
-    if not ok or not (val_fraction == 0 or 0 < val_fraction < 1):
-        raise DsbenchError(
-            f"{what}={val_fraction!r} is invalid: use a number in (0, 1), "
-            "or 0.0 for no validation set"
-        )
-
-
-def check_seed(split_seed: int, what: str = "split_seed") -> None:
-    """A seed: an integer >= 0."""
-    if (
-        isinstance(split_seed, bool)
-        or not isinstance(split_seed, numbers.Integral)
-        or split_seed < 0
-    ):
-        raise DsbenchError(f"{what}={split_seed!r} is invalid: use an integer >= 0")

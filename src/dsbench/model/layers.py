@@ -2,8 +2,9 @@
 
 A model is planned as a list of these specs before any framework is touched, so that
 shapes, parameters and FLOPs are predicted (and bad geometry rejected) in pure Python.
-`dsbench.build.keras_model` turns each spec into its Keras layer, `dsbench.build.torch_model` into a
-PyTorch module; this module imports neither.
+`dsbench.frameworks` turns each spec into its Keras layer and its PyTorch module, with the
+builder registered for the spec's class (`@keras_builder`, `@torch_builder`); this module
+imports neither framework.
 
 Parameters: weights and biases of the convolution and dense layers, and MixedPool's learned
 α; the tests check every count against Keras' own.
@@ -120,7 +121,7 @@ class Softmax(Spec):
     """Class probabilities, always in float32 so mixed precision keeps a stable loss."""
 
 
-# Downsampling layers Keras has no layer for; their Keras side is dsbench.build.keras_layers.
+# Downsampling layers Keras has no layer for; their Keras side is dsbench.frameworks.keras_layers.
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class Pad(Spec):
 class Augment(Spec):
     """Training-batch augmentation: random translations (≤ translate px) and flips.
 
-    Identity at evaluation; see dsbench.build.keras_model.augmentation_layers.
+    Identity at evaluation; see dsbench.frameworks.keras_model.augmentation_layers.
     """
 
     translate: int

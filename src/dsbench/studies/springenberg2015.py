@@ -8,7 +8,7 @@ grid seeds is chosen; it reports that lr's test error over every seed run with i
 std, n), the paper's Table 3 error and the difference; per backbone, the order of the four
 variants and whether the paper's claims hold; the lr grid; every run that diverged, and
 every run that ended at chance. pandas only (and the dataset registry for the class
-count): it reads the frames dsbench.analysis.runs makes.
+count): it reads the frames dsbench.analysis.load makes.
 """
 
 from __future__ import annotations
@@ -17,12 +17,19 @@ import math
 import re
 import shlex
 import sys
+from typing import Any
 
 import pandas as pd
 
-from dsbench.config import record_only
+from dsbench.config import TrainConfig, record_only
+from dsbench.contract import Metric, Tag, metric_column, tag_column
 from dsbench.data.registry import DATASETS
 from dsbench.errors import DIVERGED, DsbenchError
+from dsbench.hooks import Study
+
+# The study's own tags, on a run of one of the paper's models.
+VARIANT_TAG = "variant"  # the paper's name of the model (`variant`), e.g. All-CNN-C
+PAPER_ERROR_TAG = "paper_error"  # the paper's test error % for it (`paper_error`), if any
 
 # downsample strategy → the paper's name of the variant of base model X.
 VARIANTS = {
@@ -74,13 +81,14 @@ def paper_error(dataset: str, model: str, downsample: str, augmented: bool) -> f
     return None
 
 
-KEYS = ["dataset", "model", "downsample"]  # one row of the table: one of the 12 models
+KEYS = [Tag.DATASET, Tag.MODEL, Tag.DOWNSAMPLE]  # one row of the table: one of the 12 models
 PER_RUN = ("trainer.lr", "trainer.seed")  # what may differ between the runs of one model
 
 
 def diverged(runs: pd.DataFrame) -> pd.Series:
     """Which runs diverged (errors.Diverged), rather than failed for a reason from outside."""
-    reason = runs.get("tags.failure_reason", pd.Series("", index=runs.index)).fillna("")
+    reason = runs.get(tag_column(Tag.FAILURE_REASON), pd.Series("", index=runs.index))
+    reason = reason.fillna("")
     return (runs["status"] == "FAILED") & reason.astype(str).str.startswith(DIVERGED)
 
 
@@ -94,20 +102,21 @@ def collapsed(runs: pd.DataFrame) -> pd.Series:
     too: the loss jumps, every ReLU dies, and the loss then sits at ln K, finite, so the run
     is not Diverged (a NaN) and finishes. It is a result, but it is the lr's failure, so the
     report names it. False where the loss, the accuracy or the dataset is unknown."""
-    if "metrics.loss" not in runs or "metrics.val_accuracy" not in runs:
+    loss_column, val_column = metric_column(Metric.LOSS), metric_column(Metric.VAL_ACCURACY)
+    if loss_column not in runs or val_column not in runs:
         return pd.Series(False, index=runs.index)
-    classes = runs["dataset"].map(
+    classes = runs[Tag.DATASET].map(
         lambda name: getattr(DATASETS.get(name), "num_classes", math.nan), na_action="ignore"
     )
     classes = pd.to_numeric(classes, errors="coerce")
-    loss = pd.to_numeric(runs["metrics.loss"], errors="coerce")
-    val = pd.to_numeric(runs["metrics.val_accuracy"], errors="coerce")
+    loss = pd.to_numeric(runs[loss_column], errors="coerce")
+    val = pd.to_numeric(runs[val_column], errors="coerce")
     at_chance = ((loss - classes.map(math.log)).abs() < CHANCE_LOSS_TOLERANCE) & (val < 2 / classes)
     return (runs["status"] == "FINISHED") & at_chance
 
 
 def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """The study's results among an experiment's runs (dsbench.analysis.runs' frame): the
+    """The study's results among an experiment's runs (dsbench.analysis.load's frame): the
     paper's models, FINISHED or diverged, the newest run of each config, with `lr`, `seed`,
     `diverged`, `collapsed` and `paper_error` as numbers. Empty if there are none.
 
@@ -115,18 +124,19 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
     runs of one model were trained differently in anything but lr and seed: one table is one
     protocol (a second stage trained with other overrides than the grid, say).
     """
-    if "tags.variant" not in runs:
+    variant_column, config = tag_column(VARIANT_TAG), tag_column(Tag.CONFIG_HASH)
+    if variant_column not in runs:
         return runs.iloc[0:0]
-    study = runs[runs["tags.variant"].notna()]
+    study = runs[runs[variant_column].notna()]
     study = study.assign(diverged=diverged(study))
     study = study[(study["status"] == "FINISHED") | study["diverged"]]
-    if "tags.config_hash" in study:  # a config trained twice (tracking.resume=false)
+    if config in study:  # a config trained twice (tracking.resume=false)
         if "start_time" in study:
             study = study.sort_values("start_time", ascending=False, kind="stable")
-        study = study.drop_duplicates("tags.config_hash")
+        study = study.drop_duplicates(config)
     if study.empty:
         return study
-    if study.get("metrics.val_accuracy", pd.Series(dtype=float)).isna().all():
+    if study.get(metric_column(Metric.VAL_ACCURACY), pd.Series(dtype=float)).isna().all():
         raise DsbenchError(
             "the runs logged no validation accuracy (dataset.val_fraction=0?): the study "
             "chooses each model's lr on it; train with dataset.val_fraction > 0"
@@ -135,8 +145,8 @@ def study_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return study.assign(
         collapsed=collapsed(study),
         lr=study["params.trainer.lr"].astype(float),
-        seed=pd.to_numeric(study["seed"]).astype(int),
-        paper_error=pd.to_numeric(study.get("tags.paper_error"), errors="coerce"),
+        seed=pd.to_numeric(study[Tag.SEED]).astype(int),
+        paper_error=pd.to_numeric(study.get(tag_column(PAPER_ERROR_TAG)), errors="coerce"),
     )
 
 
@@ -173,13 +183,13 @@ def lr_grid(study: pd.DataFrame) -> pd.DataFrame:
         study[in_grid]
         .groupby([*KEYS, "lr"])
         .agg(
-            val_accuracy=("metrics.val_accuracy", "mean"),
+            **{Metric.VAL_ACCURACY: (metric_column(Metric.VAL_ACCURACY), "mean")},
             diverged=("diverged", "sum"),
             collapsed=("collapsed", "sum"),
         )
         .reset_index()
     )
-    grid.loc[grid["diverged"] > 0, "val_accuracy"] = float("nan")
+    grid.loc[grid["diverged"] > 0, Metric.VAL_ACCURACY] = float("nan")
     return grid
 
 
@@ -193,8 +203,8 @@ def selected(study: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, of_model in study.groupby(KEYS):
         options = grids.get(key, grid.iloc[0:0])  # none: no seed ran at every lr
-        eligible = options.dropna(subset=["val_accuracy"])
-        best = eligible.loc[eligible["val_accuracy"].idxmax()] if len(eligible) else None
+        eligible = options.dropna(subset=[Metric.VAL_ACCURACY])
+        best = eligible.loc[eligible[Metric.VAL_ACCURACY].idxmax()] if len(eligible) else None
         if best is not None:
             note = ""
         elif options.empty:
@@ -205,14 +215,14 @@ def selected(study: pd.DataFrame) -> pd.DataFrame:
             note = "no validation accuracy"
         lr = float("nan") if best is None else float(best["lr"])
         mine = of_model[of_model["lr"] == lr]
-        done = mine.loc[~mine["diverged"], "metrics.test_error"].dropna()
+        done = mine.loc[~mine["diverged"], metric_column(Metric.TEST_ERROR)].dropna()
         rows.append(
             {
                 **dict(zip(KEYS, key, strict=True)),
                 "variant": variant(key[1], key[2]),
                 "lr": lr,
                 "note": note,
-                "val_accuracy": float("nan") if best is None else best["val_accuracy"],
+                Metric.VAL_ACCURACY: float("nan") if best is None else best[Metric.VAL_ACCURACY],
                 "test_error_mean": 100 * done.mean(),
                 "test_error_std": 100 * done.std(),
                 "seeds": int(done.count()),
@@ -304,10 +314,10 @@ def to_markdown(
         "where a claim holds by that much, − where it fails by that much):",
         "",
     ]
-    for (dataset, model), group in table.groupby(["dataset", "model"]):
+    for (dataset, model), group in table.groupby([Tag.DATASET, Tag.MODEL]):
         if model not in BACKBONE_LETTER:
             continue
-        g = group.set_index("downsample")
+        g = group.set_index(Tag.DOWNSAMPLE)
         errors = {d: g["test_error_mean"].get(d, float("nan")) for d in VARIANTS}
         lines.append(verdict(dataset, model, errors, g["test_error_std"].max()))
     if grid is not None and len(grid):
@@ -315,7 +325,7 @@ def to_markdown(
     if divergences is not None:
         lines += ["", f"Runs that diverged (loss NaN or infinite): {len(divergences)}."]
         for _, run in divergences.sort_values([*KEYS, "lr", "seed"]).iterrows():
-            reason = str(run.get("tags.failure_reason", "")).removeprefix(DIVERGED)
+            reason = str(run.get(tag_column(Tag.FAILURE_REASON), "")).removeprefix(DIVERGED)
             lines.append(
                 f"- {variant(run.model, run.downsample)}, lr {run.lr:g}, seed {run.seed}: {reason}"
             )
@@ -329,8 +339,8 @@ def to_markdown(
         for _, run in collapses.sort_values([*KEYS, "lr", "seed"]).iterrows():
             lines.append(
                 f"- {variant(run.model, run.downsample)}, lr {run.lr:g}, seed {run.seed}: "
-                f"training loss {float(run['metrics.loss']):.4f}, "
-                f"val accuracy {100 * float(run['metrics.val_accuracy']):.2f} %"
+                f"training loss {float(run[metric_column(Metric.LOSS)]):.4f}, "
+                f"val accuracy {100 * float(run[metric_column(Metric.VAL_ACCURACY)]):.2f} %"
             )
     return "\n".join(lines) + "\n"
 
@@ -357,7 +367,11 @@ def grid_markdown(grid: pd.DataFrame) -> str:
     for key, group in grid.groupby(KEYS):
         by_lr = group.set_index("lr")
         cells = [
-            cell(by_lr.at[lr, "val_accuracy"], by_lr.at[lr, "diverged"], by_lr.at[lr, "collapsed"])
+            cell(
+                by_lr.at[lr, Metric.VAL_ACCURACY],
+                by_lr.at[lr, "diverged"],
+                by_lr.at[lr, "collapsed"],
+            )
             if lr in by_lr.index
             else ""
             for lr in lrs
@@ -401,3 +415,37 @@ def seed_commands(
         words = [sys.executable, "-m", "dsbench.train", "-m", *overrides, *store, *job]
         lines.append(shlex.join([*words, f"trainer.seed={seeds}"]))
     return lines
+
+
+def run_tags(cfg: TrainConfig) -> dict[str, Any]:
+    """`variant` (e.g. All-CNN-C) and `paper_error` (Table 3) for a run of the paper's models."""
+    name = variant(cfg.model.name, cfg.downsample.name)
+    if name is None:
+        return {}
+    tags: dict[str, Any] = {VARIANT_TAG: name}
+    error = paper_error(
+        cfg.dataset.name, cfg.model.name, cfg.downsample.name, cfg.trainer.augmented
+    )
+    if error is not None:
+        tags[PAPER_ERROR_TAG] = error
+    return tags
+
+
+def table(runs: pd.DataFrame) -> str | None:
+    """Ours vs Table 3 (lr chosen on validation) for the study's runs among `runs`, else None;
+    runs that make no table say why, in the table's place."""
+    try:
+        study = study_frame(runs)
+    except DsbenchError as e:
+        return f"No table: {e}.\n"
+    return None if study.empty else report(study)
+
+
+STUDY = Study(
+    name="springenberg2015",
+    title="Springenberg et al. 2015",
+    report_file="paper_vs_ours.md",
+    run_tags=run_tags,
+    report=table,
+    owns_runs=lambda runs: tag_column(VARIANT_TAG) in runs,
+)

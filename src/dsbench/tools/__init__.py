@@ -1,2 +1,3 @@
-"""Developer tools, apart from what `dsbench-train` imports: the speed bench, its PyTorch
-reference loop, the MLflow UI screenshot driver, and the README table generator."""
+"""Developer tools, apart from what `dsbench-train` imports: the speed benches, their PyTorch
+reference loop, and the README table generator. The tools that need a checkout (the MLflow UI
+driver, the PostgreSQL starter, the analysis-scale bench) live in `devtools/`, not installed."""

@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from dsbench import cli, config
+from dsbench.contract import Metric
 from dsbench.errors import DsbenchError
 from dsbench.provenance import produced_by
 from dsbench.training.backend import has_gpu, select_backend
+from dsbench.training.job import Job, make_job
 from dsbench.training.timing import steady_rate
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class BenchConfig:
     suite: list[str] = field(default_factory=list)  # overrides of the suite's runs
     torch: bool = True  # the hand-written PyTorch loop too, where PyTorch is installed
     real_epoch: bool = True  # plus one epoch of real MNIST through the suite
-    archive_dir: str = "data/mnist"  # the real MNIST archives
+    # The real MNIST archives, for the one real-data epoch: $DSBENCH_DATA/mnist, else data/mnist.
+    archive_dir: str = "${oc.env:DSBENCH_DATA,data}/mnist"
     out_dir: str = "results/bench"
 
     def __post_init__(self) -> None:
@@ -91,16 +94,16 @@ class BenchConfig:
 CPU_IMAGES = {"mnist_convnet": 32768, "allcnn_c": 2048}
 
 
-def compose_train(overrides: list[str]) -> config.TrainConfig:
-    """A training config as `python -m dsbench.train <overrides>` would compose it."""
+def compose_job(overrides: list[str]) -> Job:
+    """A training job as `python -m dsbench.train <overrides>` would compose and check it."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     config.register()
     if GlobalHydra.instance().is_initialized():  # inside this module's own Hydra app
-        return config.validate(compose("train", overrides=overrides))
+        return make_job(compose("train", overrides=overrides))
     with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-        return config.validate(compose("train", overrides=overrides))
+        return make_job(compose("train", overrides=overrides))
 
 
 def _median(values: list[float]) -> float:
@@ -111,30 +114,23 @@ def _synthetic(cfg: config.TrainConfig) -> Any:
     """The random uint8 training arrays every variant of one model trains on."""
     from dsbench.data.splits import load_splits
 
-    return load_splits(
-        cfg.dataset.name,
-        "synthetic",
-        "",
-        None,
-        0.0,
-        cfg.dataset.split_seed,
-        cfg.dataset.train_subset,
-    )
+    synthetic = replace(cfg.dataset, source="synthetic", val_fraction=0.0, test_subset=None)
+    return load_splits(synthetic)
 
 
-def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
+def keras_fit(job: Job) -> dict[str, float]:
     """Bare Keras: the same model and optimizer, `fit` on the same arrays, no callbacks of
     ours but a clock."""
     import keras
 
-    from dsbench.build.keras_model import build_keras
-    from dsbench.model.plan import plan_from_config
+    from dsbench.frameworks.keras_model import build_keras
     from dsbench.training import fit
 
+    cfg = job.cfg
     splits = _synthetic(cfg)
     info = splits.info
     fit.configure(cfg.trainer)
-    model = build_keras(plan_from_config(cfg, info.image_shape, info.num_classes), info.image_shape)
+    model = build_keras(job.plan, info.image_shape)
     steps = -(-len(splits.x_train) // cfg.trainer.batch_size)
     fit.compile_model(model, cfg.trainer, steps)
 
@@ -160,34 +156,32 @@ def keras_fit(cfg: config.TrainConfig) -> dict[str, float]:
     )
     return {
         "images_per_sec": steady_rate([len(splits.x_train) / s for s in clock.seconds]),
-        "compile_seconds": math.nan,
-        "peak_memory_bytes": fit.peak_memory_bytes() or math.nan,
+        Metric.COMPILE_SECONDS: math.nan,
+        Metric.PEAK_MEMORY_BYTES: fit.peak_memory_bytes() or math.nan,
     }
 
 
-def torch_loop(cfg: config.TrainConfig) -> dict[str, float]:
+def torch_loop(job: Job) -> dict[str, float]:
     """The hand-written PyTorch loop on the same layers and arrays (dsbench.tools.torch_loop)."""
-    from dsbench.model.plan import plan_from_config
     from dsbench.tools import torch_loop as loop
 
-    splits = _synthetic(cfg)
-    plan = plan_from_config(cfg, splits.info.image_shape, splits.info.num_classes)
-    return loop.train(plan, cfg.trainer, splits.x_train, splits.y_train)
+    splits = _synthetic(job.cfg)
+    return loop.train(job.plan, job.cfg.trainer, splits.x_train, splits.y_train)
 
 
-VARIANTS = {"keras_fit": keras_fit, "torch_loop": torch_loop}  # the rest run the suite
+REFERENCE_LOOPS = {"keras_fit": keras_fit, "torch_loop": torch_loop}  # the rest run the suite
 
 
-def suite(cfg: config.TrainConfig) -> dict[str, float]:
+def suite(job: Job) -> dict[str, float]:
     from dsbench.training.run import train
 
-    final = train(cfg)
+    final = train(job)
     return {
-        "images_per_sec": final["steady_images_per_sec"],
-        "compile_seconds": final["compile_seconds"],
-        "peak_memory_bytes": final.get("peak_memory_bytes", math.nan),  # JAX on a GPU only
-        "flops_per_image": final["flops_per_image"],
-        "train_images": final["train_images"],
+        "images_per_sec": final[Metric.STEADY_IMAGES_PER_SEC],
+        Metric.COMPILE_SECONDS: final[Metric.COMPILE_SECONDS],
+        Metric.PEAK_MEMORY_BYTES: final.get(Metric.PEAK_MEMORY_BYTES, math.nan),  # JAX, GPU only
+        Metric.FLOPS_PER_IMAGE: final[Metric.FLOPS_PER_IMAGE],
+        Metric.TRAIN_IMAGES: final[Metric.TRAIN_IMAGES],
     }
 
 
@@ -230,12 +224,12 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
         images = bench.images or (50_000 if gpu else CPU_IMAGES[name])
         base = [*MODELS[name], *common, f"dataset.train_subset={images}"]
         variants = {
-            "suite": compose_train([*base, *overrides]),
-            "no_tracking": compose_train([*base, *overrides, "tracking.enabled=false"]),
-            "keras_fit": compose_train([*base, *[o for o in overrides if "loop=" not in o]]),
+            "suite": compose_job([*base, *overrides]),
+            "no_tracking": compose_job([*base, *overrides, "tracking.enabled=false"]),
+            "keras_fit": compose_job([*base, *[o for o in overrides if "loop=" not in o]]),
         }
         if with_torch:
-            loop.check(variants["keras_fit"].trainer)  # before anything trains
+            loop.check(variants["keras_fit"].cfg.trainer)  # before anything trains
             variants["torch_loop"] = variants["keras_fit"]
         results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         names = list(variants)
@@ -243,8 +237,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
             # Each round starts with another variant: no variant always runs first or last.
             order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for variant in order:
-                cfg = variants[variant]
-                measured = VARIANTS.get(variant, suite)(cfg)
+                measured = REFERENCE_LOOPS.get(variant, suite)(variants[variant])
                 log.info(
                     "%s %s round %d: %.0f img/s",
                     name,
@@ -253,11 +246,11 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
                     measured["images_per_sec"],
                 )
                 results[variant].append(measured)
-        flops = next(r["flops_per_image"] for r in results["suite"])
+        flops = next(r[Metric.FLOPS_PER_IMAGE] for r in results["suite"])
         for variant, measured in results.items():
             rows.append(_row(name, variant, images, bench.batch_size, flops, measured))
     if bench.real_epoch:
-        cfg = compose_train(
+        job = compose_job(
             [
                 *MODELS["mnist_convnet"],
                 *overrides,
@@ -270,11 +263,11 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
                 "tracking.resume=false",
             ]
         )
-        measured = suite(cfg)
+        measured = suite(job)
         name = "mnist_convnet (real MNIST, 1 epoch)"
-        images = int(measured["train_images"])
-        flops = measured["flops_per_image"]
-        rows.append(_row(name, "suite", images, cfg.trainer.batch_size, flops, [measured]))
+        images = int(measured[Metric.TRAIN_IMAGES])
+        flops = measured[Metric.FLOPS_PER_IMAGE]
+        rows.append(_row(name, "suite", images, job.cfg.trainer.batch_size, flops, [measured]))
     return rows
 
 
@@ -290,8 +283,8 @@ def _row(
         "batch": batch,
         "images_per_sec": rate,
         "train_tflops": 3 * flops * rate / 1e12,
-        "compile_seconds": _median([m["compile_seconds"] for m in rounds]),
-        "peak_memory_gib": _median([m["peak_memory_bytes"] for m in rounds]) / 2**30,
+        Metric.COMPILE_SECONDS: _median([m[Metric.COMPILE_SECONDS] for m in rounds]),
+        "peak_memory_gib": _median([m[Metric.PEAK_MEMORY_BYTES] for m in rounds]) / 2**30,
         "rounds": [round(m["images_per_sec"], 1) for m in rounds],
     }
 
@@ -310,7 +303,6 @@ def device_name() -> str:
 def table3_projection(rows: list[dict[str, Any]]) -> str:
     """Springenberg 2015's Table 3 (12 models × 350 epochs × 50k CIFAR-10 images) at the
     suite's All-CNN-C training FLOP/s, each model scaled by its own FLOPs."""
-    from dsbench.model.plan import flops_per_image, plan_from_config
     from dsbench.studies import springenberg2015
 
     measured = [r for r in rows if r["model"] == "allcnn_c" and r["variant"] == "suite"]
@@ -319,8 +311,8 @@ def table3_projection(rows: list[dict[str, Any]]) -> str:
     flops = 0
     for model in ("springenberg_a", "springenberg_b", "springenberg_c"):
         for downsample in springenberg2015.VARIANTS:
-            cfg = compose_train(["dataset=cifar10", f"model={model}", f"downsample={downsample}"])
-            flops += flops_per_image(plan_from_config(cfg, (32, 32, 3), 10), (32, 32, 3))
+            overrides = ["dataset=cifar10", f"model={model}", f"downsample={downsample}"]
+            flops += compose_job(overrides).flops
     seconds = TABLE3["epochs"] * TABLE3["images"] * 3 * flops / (measured[0]["train_tflops"] * 1e12)
     return (
         f"Table-3 projection: {TABLE3['models']} models × {TABLE3['epochs']} epochs × "
@@ -367,7 +359,7 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: li
     shown = table.assign(
         images_per_sec=table["images_per_sec"].round(0),
         train_tflops=table["train_tflops"].round(4),
-        compile_seconds=table["compile_seconds"].round(2),
+        compile_seconds=table[Metric.COMPILE_SECONDS].round(2),
         peak_memory_gib=table["peak_memory_gib"].round(2),
     )
     libraries = ["keras", keras.backend.backend()]

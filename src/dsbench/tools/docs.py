@@ -21,6 +21,7 @@ import pandas as pd
 from dsbench.analysis.significance import BASELINE
 from dsbench.analysis.tables import ACCURACY, COST
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
+from dsbench.contract import Metric, Tag
 from dsbench.data.registry import get_info
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.plan import count_params, flops_per_image, plan_model
@@ -50,7 +51,7 @@ def strategy_table() -> str:
 
 def versus(row: pd.Series) -> str:
     """The difference from max pooling in pp, * where its 95 % interval excludes 0."""
-    if row["downsample"] == BASELINE:
+    if row[Tag.DOWNSAMPLE] == BASELINE:
         return "ref."
     return f"{100 * row['vs_max_diff']:+.2f}" + ("*" if row["vs_max_significant"] else "")
 
@@ -58,12 +59,12 @@ def versus(row: pd.Series) -> str:
 # metric → how README writes it: mean ± std, or the mean alone. Titles and scales are the
 # comparison tables' (dsbench.analysis.tables); a metric the study did not log is left out.
 RESULT_METRICS = {
-    "test_error": "{:.2f} ± {:.2f}",
-    "shift_consistency": "{:.2f} ± {:.2f}",
-    "stopped_epoch": "{:.0f}",
-    "params_total": "{:,.0f}",
-    "flops_per_image": "{:.2f}",
-    "total_train_seconds": "{:.0f}",
+    Metric.TEST_ERROR: "{:.2f} ± {:.2f}",
+    Metric.SHIFT_CONSISTENCY: "{:.2f} ± {:.2f}",
+    Metric.STOPPED_EPOCH: "{:.0f}",
+    Metric.PARAMS_TOTAL: "{:,.0f}",
+    Metric.FLOPS_PER_IMAGE: "{:.2f}",
+    Metric.TOTAL_TRAIN_SECONDS: "{:.0f}",
 }
 
 
@@ -72,10 +73,10 @@ def result_table(csv: Path = RESULT) -> str:
     head first, each half by test error; the difference from max pooling after the error
     where the study has it."""
     table = pd.read_csv(csv)
-    table["head"] = pd.Categorical(table["head"], HEADS, ordered=True)
-    table = table.sort_values(["head", "test_error_mean"])
+    table[Tag.HEAD] = pd.Categorical(table[Tag.HEAD], HEADS, ordered=True)
+    table = table.sort_values([Tag.HEAD, f"{Metric.TEST_ERROR}_mean"])
     titles, aligns = ["strategy", "head"], ["---", "---"]
-    cells = [table["downsample"].map("`{}`".format), table["head"].astype(str)]
+    cells = [table[Tag.DOWNSAMPLE].map("`{}`".format), table[Tag.HEAD].astype(str)]
     for metric, fmt in RESULT_METRICS.items():
         if f"{metric}_mean" not in table:
             continue
@@ -84,7 +85,7 @@ def result_table(csv: Path = RESULT) -> str:
         aligns.append("---" if "±" in fmt else "---:")
         mean, std = scale * table[f"{metric}_mean"], scale * table[f"{metric}_std"]
         cells.append(pd.Series(map(fmt.format, mean, std), index=table.index))
-        if metric == "test_error" and "vs_max_diff" in table:
+        if metric == Metric.TEST_ERROR and "vs_max_diff" in table:
             titles.append("vs max, pp")
             aligns.append("---:")
             cells.append(table.apply(versus, axis=1))

@@ -30,12 +30,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from dsbench import cli, config
+from dsbench.contract import Metric, Tag
 from dsbench.errors import DsbenchError
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.heads import HEADS
 from dsbench.model.plan import lookup
 from dsbench.provenance import produced_by
-from dsbench.tools.bench import compose_train, device_name, suite_backend, suite_overrides
+from dsbench.tools.bench import compose_job, device_name, suite_backend, suite_overrides
 from dsbench.training.backend import select_backend
 
 log = logging.getLogger(__name__)
@@ -104,17 +105,17 @@ def measure(bench: StrategySpeedConfig) -> list[dict[str, Any]]:
     from dsbench.training.run import train
 
     jobs = [(s, h) for h in bench.heads for s in bench.strategies]
-    configs = {job: compose_train(job_overrides(bench, *job)) for job in jobs}  # bad config: now
+    composed = {job: compose_job(job_overrides(bench, *job)) for job in jobs}  # bad config: now
     measured: dict[Job, list[dict[str, float]]] = {job: [] for job in jobs}
     for round_, job in schedule(jobs, bench.repeats):
-        final = train(configs[job])
+        final = train(composed[job])
         measured[job].append(final)
         log.info(
             "%s+%s round %d: %.0f training img/s, %.0f inference img/s",
             *job,
             round_,
-            final["steady_images_per_sec"],
-            final["inference_images_per_sec"],
+            final[Metric.STEADY_IMAGES_PER_SEC],
+            final[Metric.INFERENCE_IMAGES_PER_SEC],
         )
     return rows_from(measured)
 
@@ -138,20 +139,22 @@ def rows_from(measured: dict[Job, list[dict[str, float]]]) -> list[dict[str, Any
     def vs_max(key: str, mine: list[dict[str, float]], ref: list[dict[str, float]]) -> float:
         return statistics.median(a[key] / b[key] for a, b in zip(mine, ref, strict=True))
 
+    steady, inference = Metric.STEADY_IMAGES_PER_SEC, Metric.INFERENCE_IMAGES_PER_SEC
     rows = []
     for strategy, head in measured:
         mine, ref = measured[strategy, head], measured[REFERENCE, head]
         rows.append(
             {
-                "downsample": strategy,
-                "head": head,
-                "train_images_per_sec": rate(mine, "steady_images_per_sec"),
-                "train_vs_max": vs_max("steady_images_per_sec", mine, ref),
-                "inference_images_per_sec": rate(mine, "inference_images_per_sec"),
-                "inference_vs_max": vs_max("inference_images_per_sec", mine, ref),
-                "mflops": mine[0]["flops_per_image"] / 1e6,
-                "params": int(mine[0]["params_total"]),
-                "train_rounds": [round(r["steady_images_per_sec"]) for r in mine],
+                Tag.DOWNSAMPLE: strategy,
+                Tag.HEAD: head,
+                # the steady rate (the epochs after the first), under the per-epoch metric's name
+                Metric.TRAIN_IMAGES_PER_SEC: rate(mine, steady),
+                "train_vs_max": vs_max(steady, mine, ref),
+                inference: rate(mine, inference),
+                "inference_vs_max": vs_max(inference, mine, ref),
+                "mflops": mine[0][Metric.FLOPS_PER_IMAGE] / 1e6,
+                "params": int(mine[0][Metric.PARAMS_TOTAL]),
+                "train_rounds": [round(r[steady]) for r in mine],
             }
         )
     return rows
@@ -168,9 +171,9 @@ def write(rows: list[dict[str, Any]], bench: StrategySpeedConfig, command: str) 
     table.to_csv(out_dir / f"{name}.csv", index=False)
     shown = table.round(
         {
-            "train_images_per_sec": 0,
+            Metric.TRAIN_IMAGES_PER_SEC: 0,
             "train_vs_max": 2,
-            "inference_images_per_sec": 0,
+            Metric.INFERENCE_IMAGES_PER_SEC: 0,
             "inference_vs_max": 2,
             "mflops": 2,
         }

@@ -1,12 +1,12 @@
-"""A hand-written PyTorch training loop: the bench's outside reference (`dsbench.bench`).
+"""A hand-written PyTorch training loop: the bench's outside reference (`dsbench.tools.bench`).
 
 It is what a researcher who knows PyTorch would write for speed: plain `torch.nn` layers in
 channels-last memory, bf16 autocast when the suite trains in `mixed_bfloat16`, the whole uint8
 training set on the device, shuffling and scaling there, no host sync inside an epoch (loss
 and hits are summed on the device and read once per epoch), cuDNN autotuning, eager mode.
 
-The model is `dsbench.build.torch_model.build`: the same plan as the suite's Keras model, so both
-have the same layers, shapes, parameters and FLOPs.
+The model is `dsbench.frameworks.torch_model.build`: the same plan as the suite's Keras model,
+so both have the same layers, shapes, parameters and FLOPs.
 
 PyTorch is optional: this module imports it inside its functions, and the bench leaves the
 loop out where it is not installed.
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dsbench.config import TrainerConfig
+from dsbench.contract import Metric
 from dsbench.errors import DsbenchError
 from dsbench.model.plan import Plan
 from dsbench.training.timing import steady_rate
@@ -79,7 +80,7 @@ def train(plan: Plan, trainer: TrainerConfig, x: np.ndarray, y: np.ndarray) -> d
     torch.manual_seed(trainer.seed)
     torch.backends.cudnn.benchmark = True
 
-    from dsbench.build.torch_model import build
+    from dsbench.frameworks.torch_model import build
 
     model = build(plan, x.shape[1:]).to(device, memory_format=torch.channels_last)
     opt = _optimizer(model, trainer)
@@ -120,8 +121,8 @@ def train(plan: Plan, trainer: TrainerConfig, x: np.ndarray, y: np.ndarray) -> d
         seconds.append(time.perf_counter() - start)
     return {
         "images_per_sec": steady_rate([steps * batch / s for s in seconds]),
-        "compile_seconds": math.nan,  # eager: nothing is compiled
-        "peak_memory_bytes": float(torch.cuda.max_memory_allocated()) if cuda else math.nan,
+        Metric.COMPILE_SECONDS: math.nan,  # eager: nothing is compiled
+        Metric.PEAK_MEMORY_BYTES: float(torch.cuda.max_memory_allocated()) if cuda else math.nan,
         "train_loss": float(loss_sum) / steps,
         "train_accuracy": float(hits) / (steps * batch),
     }

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from dsbench.config import TrainConfig, config_hash
+from dsbench.contract import Tag, tag_column
 from dsbench.errors import DIVERGED
-from dsbench.tracking.runs import run_name
+from dsbench.tracking.recorder import run_name
 from dsbench.tracking.store import deleted_error, ready_store, store_exists
 
 
@@ -34,10 +35,10 @@ def finished_run(cfg: TrainConfig) -> Any | None:
         return None
     if experiment.lifecycle_stage == "deleted":
         raise deleted_error(cfg.tracking, experiment.experiment_id)
-    same = f"tags.config_hash = '{config_hash(cfg)}'"
+    same = f"{tag_column(Tag.CONFIG_HASH)} = '{config_hash(cfg)}'"
     for outcome in (
         "attributes.status = 'FINISHED'",
-        f"attributes.status = 'FAILED' and tags.failure_reason LIKE '{DIVERGED}%'",
+        f"attributes.status = 'FAILED' and {tag_column(Tag.FAILURE_REASON)} LIKE '{DIVERGED}%'",
     ):
         runs = client.search_runs(
             [experiment.experiment_id],

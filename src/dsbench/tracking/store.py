@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from dsbench.config import TrackingConfig
+from dsbench.contract import DESCRIPTION
 from dsbench.errors import DsbenchError, ExternalError, connection_reason, one_line
 
 CHECK_TIMEOUT = 5  # seconds a server or database has to answer the check
@@ -29,16 +30,16 @@ _ready: set[str] = set()  # stores this process has seen initialised
 
 
 def open_experiment(tracking: TrackingConfig) -> str:
-    """Point MLflow at the store and return the experiment id (created if new)."""
+    """Point MLflow at the store and return the experiment id (created if new). The store
+    was checked before (`check_store`, once per job): this only opens it."""
     import mlflow
 
-    check_writable(tracking.uri)
     ready_store(tracking.uri)
     mlflow.set_tracking_uri(tracking.uri)
     try:
         experiment_id = mlflow.set_experiment(tracking.experiment).experiment_id
         if tracking.description:  # the note the MLflow UI shows above the runs
-            mlflow.set_experiment_tag("mlflow.note.content", tracking.description.strip())
+            mlflow.set_experiment_tag(DESCRIPTION, tracking.description.strip())
         return experiment_id
     except mlflow.exceptions.MlflowException as e:
         raise store_error(

@@ -16,16 +16,16 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from dsbench.config import TrackingConfig, short_hash, validate
+from dsbench.config import TrackingConfig, TrainConfig, short_hash, validate
+from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Tag, tag_column, tag_filter
 from dsbench.errors import DsbenchError, ExternalError, one_line
 from dsbench.provenance import git_commit
-from dsbench.tracking.runs import PARENT_ENV
+from dsbench.tracking.recorder import PARENT_ENV, record_failure
 from dsbench.tracking.store import bound_retries, check_store, open_experiment
 
 log = logging.getLogger(__name__)
 
-ROLE_TAG = "dsbench.role"  # "sweep" on a sweep's parent run
-SWEEP_ROLE = f"tags.`{ROLE_TAG}` = 'sweep'"  # the MLflow filter for parent runs
+SWEEP_FILTER = f"{tag_filter(Tag.ROLE)} = '{SWEEP_ROLE}'"  # the MLflow filter for parent runs
 
 
 def sweep_key(config: DictConfig) -> str:
@@ -91,7 +91,7 @@ class SweepParentRun(Callback):
         key = sweep_key(config)
         previous = cfg.tracking.resume and client.search_runs(
             [experiment_id],
-            filter_string=f"{SWEEP_ROLE} and tags.sweep_key = '{key}'",
+            filter_string=f"{SWEEP_FILTER} and {tag_column(Tag.SWEEP_KEY)} = '{key}'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -99,14 +99,14 @@ class SweepParentRun(Callback):
             run_id = previous[0].info.run_id
             _end_abandoned_jobs(client, experiment_id, run_id)
             client.update_run(run_id, status="RUNNING")
-            client.set_tag(run_id, "sweep_dir", sweep_dir)  # where this attempt's jobs write
+            client.set_tag(run_id, Tag.SWEEP_DIR, sweep_dir)  # where this attempt's jobs write
             log.info("resuming the sweep in its parent run %s", run_id)
         else:
-            tags = {ROLE_TAG: "sweep", "sweep_dir": sweep_dir, "sweep_key": key}
+            tags = {Tag.ROLE: SWEEP_ROLE, Tag.SWEEP_DIR: sweep_dir, Tag.SWEEP_KEY: key}
             run = client.create_run(
                 experiment_id,
                 run_name=f"sweep {Path(sweep_dir).name}",
-                tags={**tags, "git_commit": git_commit()},
+                tags={**tags, Tag.GIT_COMMIT: git_commit()},
             )
             run_id = run.info.run_id
             log.info("MLflow sweep parent run %s", run_id)
@@ -135,11 +135,11 @@ def _end_abandoned_jobs(client: Any, experiment_id: str, parent: str) -> None:
     """Runs of an earlier attempt left RUNNING by a killed process: mark them KILLED."""
     stale = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'",
+        filter_string=f"{tag_column(PARENT_RUN)} = '{parent}' and attributes.status = 'RUNNING'",
     )
     for run in stale:
         reason = "its process ended without closing the run (found when the sweep resumed)"
-        client.set_tag(run.info.run_id, "failure_reason", reason)
+        client.set_tag(run.info.run_id, Tag.FAILURE_REASON, reason)
         client.set_terminated(run.info.run_id, "KILLED")
     if stale:
         log.info("marked %d abandoned run(s) of the earlier attempt KILLED", len(stale))
@@ -160,7 +160,7 @@ def close_sweep(aborted: bool) -> None:
     client = MlflowClient()
     experiment_id = client.get_run(parent).info.experiment_id
     children = client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+        [experiment_id], filter_string=f"{tag_column(PARENT_RUN)} = '{parent}'"
     )
     if not children and aborted:
         client.set_terminated(parent, "KILLED")
@@ -168,14 +168,25 @@ def close_sweep(aborted: bool) -> None:
         return
     finished: dict[str, bool] = {}
     for c in children:
-        job = c.data.tags.get("config_hash", c.info.run_id)
+        job = c.data.tags.get(Tag.CONFIG_HASH, c.info.run_id)
         finished[job] = finished.get(job, False) or c.info.status == "FINISHED"
     failed = sum(not done for done in finished.values())
     from mlflow.entities import RunTag
 
-    tags = [RunTag("jobs", str(len(finished))), RunTag("jobs_failed", str(failed))]
+    tags = [RunTag(Tag.JOBS, str(len(finished))), RunTag(Tag.JOBS_FAILED, str(failed))]
     client.log_batch(parent, tags=tags)
     state.failures = failed
     status = "FAILED" if failed or aborted else "FINISHED"
     client.set_terminated(parent, status)
     log.info("sweep parent %s: %d jobs, %d not finished: %s", parent, len(finished), failed, status)
+
+
+def job_failed(cfg: TrainConfig | None, failure: Exception) -> float:
+    """A sweep's failed job: its run is FAILED with the reason (one is made if it had none;
+    `cfg` None: the job's store could not be reached), so the sweep counts it and the
+    analysis lists it. The sweep goes on; the job's result is NaN."""
+    if cfg is not None:
+        record_failure(cfg, failure)
+    state.job_failures += 1  # counted here too: a sweep may have no store
+    log.error("job failed (%s: %s); the sweep goes on", type(failure).__name__, failure)
+    return float("nan")

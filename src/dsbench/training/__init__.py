@@ -1,5 +1,7 @@
-"""Stage 4, training: backend selection, Keras `fit` or the device loop, evaluation, timing.
+"""Stage 4, training: the checked job, backend selection, Keras `fit` or the device loop,
+evaluation, timing.
 
-`dsbench.training.run.train(cfg)` is one whole run; the modules that import Keras are
-imported only after `backend.select_backend` has set KERAS_BACKEND.
+`job.make_job(cfg)` checks a composed config once; `run.train(job)` is one whole run. The
+modules that import Keras are imported only after `backend.select_backend` has set
+KERAS_BACKEND.
 """

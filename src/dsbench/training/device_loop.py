@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -28,22 +28,26 @@ import keras
 import numpy as np
 
 from dsbench.config import TrainerConfig
+from dsbench.contract import Metric
 from dsbench.data.splits import Splits
 from dsbench.errors import DsbenchError
+from dsbench.training.timing import EpochTime, Fitted, steps_per_epoch
+
+State = tuple[list, list, list]  # trainable, non-trainable and optimizer values
 
 
-@dataclass
-class History:
-    """What dsbench.training.run reads of keras.callbacks.History."""
+@dataclass(frozen=True)
+class Programs:
+    """The compiled step functions of one model and data shape, and how an epoch uses them."""
 
-    history: dict[str, list[float]] = field(default_factory=dict)
-
-
-@dataclass
-class DeviceTiming:
-    compile_seconds: float = math.nan
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None  # no early stopping here: every epoch is trained
+    train: Any  # state, x, y, (per_dispatch, batch) indices → state, loss sum, hit count
+    train_rest: Any | None  # the same for the epoch's last `rest` steps, if any
+    draw: Any  # key → the epoch's shuffled indices, (steps, batch)
+    evaluate: Any | None  # state, x, y, w → loss sum, hit count of one padded batch
+    val: list[tuple[jax.Array, ...]]  # the validation set as padded device batches
+    steps: int
+    per_dispatch: int
+    chunks: int  # dispatches of per_dispatch steps; then train_rest
 
 
 def fit(
@@ -52,12 +56,52 @@ def fit(
     trainer: TrainerConfig,
     log: Callable[[dict[str, float], int], None],
     learning_rate: Any,
-) -> tuple[History, DeviceTiming]:
-    """Train `model` (compiled by trainer.compile_model) for trainer.epochs; `log(metrics,
+) -> Fitted:
+    """Train `model` (compiled by fit.compile_model) for trainer.epochs; `log(metrics,
     epoch)` gets the same per-epoch numbers as the Keras loop. `learning_rate` is the
     optimizer's schedule (or constant), read per epoch for the `lr` metric."""
+    state = _initial_state(model)
+    x_train = jax.device_put(splits.x_train)  # uint8, once
+    y_train = jax.device_put(splits.y_train.astype(np.int32))
+    t0 = time.perf_counter()
+    programs = compile_programs(model, state, x_train, y_train, splits, trainer)
+    fitted = Fitted(compile_seconds=time.perf_counter() - t0)
+    key = jax.random.key(trainer.seed)
+    progress = keras.utils.Progbar(trainer.epochs, verbose=trainer.verbose, unit_name="epoch")
+    for epoch in range(trainer.epochs):
+        t_epoch = time.perf_counter()
+        state, metrics = train_epoch(
+            programs, state, x_train, y_train, jax.random.fold_in(key, epoch)
+        )
+        train_s = time.perf_counter() - t_epoch  # train_epoch waited for the device
+        if programs.evaluate is not None:
+            metrics |= validate(programs, state, len(splits.x_val))
+        steps, batch = programs.steps, trainer.batch_size
+        record = EpochTime(time.perf_counter() - t_epoch, train_s, steps, steps * batch)
+        fitted.epochs.append(record)
+        fitted.losses.append(metrics[Metric.LOSS])
+        lr = learning_rate((epoch + 1) * steps) if callable(learning_rate) else learning_rate
+        log({**metrics, **record.metrics(), Metric.LR: float(lr)}, epoch + 1)  # step = epoch
+        progress.update(epoch + 1, list(metrics.items()))
+        if not math.isfinite(metrics[Metric.LOSS]):
+            fitted.stopped = True  # dsbench.training.run turns this into a Diverged run
+            break
+    _write_back(model, state)
+    return fitted
+
+
+def compile_programs(
+    model: keras.Model,
+    state: State,
+    x_train: jax.Array,
+    y_train: jax.Array,
+    splits: Splits,
+    trainer: TrainerConfig,
+) -> Programs:
+    """Every step function the epochs run, compiled ahead of time (the time is reported
+    apart from the epochs)."""
     batch, n = trainer.batch_size, len(splits.x_train)
-    steps = n // batch
+    steps = steps_per_epoch(n, trainer)
     if steps < 1:
         raise DsbenchError(
             f"trainer.loop=device needs at least one full batch: {n} training images < "
@@ -65,17 +109,72 @@ def fit(
         )
     per_dispatch = min(trainer.steps_per_execution, steps)
     chunks, rest = divmod(steps, per_dispatch)
+    train_jit = jax.jit(_train_steps(model), donate_argnums=0)
 
+    def train_program(k: int) -> Any:
+        indices = jax.ShapeDtypeStruct((k, batch), jnp.int32)
+        return train_jit.lower(state, x_train, y_train, indices).compile()
+
+    def shuffle(key: jax.Array) -> jax.Array:
+        return jax.random.permutation(key, n)[: steps * batch].reshape(steps, batch)
+
+    val = _padded(splits.x_val, splits.y_val, batch) if len(splits.x_val) else []
+    evaluate = jax.jit(_eval_batch(model)).lower(state, *val[0]).compile() if val else None
+    return Programs(
+        train=train_program(per_dispatch),
+        train_rest=train_program(rest) if rest else None,
+        draw=jax.jit(shuffle).lower(jax.random.key(0)).compile(),
+        evaluate=evaluate,
+        val=val,
+        steps=steps,
+        per_dispatch=per_dispatch,
+        chunks=chunks,
+    )
+
+
+def train_epoch(
+    programs: Programs, state: State, x: jax.Array, y: jax.Array, key: jax.Array
+) -> tuple[State, dict[str, float]]:
+    """One epoch: a shuffle drawn on the device, then every dispatch; the loss and hit sums
+    come back in one transfer at the end."""
+    p = programs
+    order = p.draw(key)
+    blocks = order[: p.chunks * p.per_dispatch].reshape(p.chunks, p.per_dispatch, -1)
+    loss_sum, correct_sum = jnp.zeros(()), jnp.zeros((), jnp.int32)
+    for c in range(p.chunks):  # asynchronous: nothing here waits for the device
+        state, loss, correct = p.train(state, x, y, blocks[c])
+        loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
+    if p.train_rest is not None:
+        state, loss, correct = p.train_rest(state, x, y, order[p.chunks * p.per_dispatch :])
+        loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
+    images = p.steps * order.shape[1]
+    metrics = {Metric.LOSS: float(loss_sum) / p.steps, Metric.ACCURACY: int(correct_sum) / images}
+    return state, metrics
+
+
+def validate(programs: Programs, state: State, n: int) -> dict[str, float]:
+    """Loss and accuracy on the validation set, summed on the device."""
+    val_loss, val_correct = jnp.zeros(()), jnp.zeros(())
+    for x, y, w in programs.val:  # asynchronous, summed on the device
+        loss, correct = programs.evaluate(state, x, y, w)
+        val_loss, val_correct = val_loss + loss, val_correct + correct
+    return {Metric.VAL_LOSS: float(val_loss) / n, Metric.VAL_ACCURACY: float(val_correct) / n}
+
+
+def _initial_state(model: keras.Model) -> State:
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    state = (
+    return (
         [v.value for v in model.trainable_variables],
         [v.value for v in model.non_trainable_variables],
         [v.value for v in optimizer.variables],
     )
-    x_train = jax.device_put(splits.x_train)  # uint8, once
-    y_train = jax.device_put(splits.y_train.astype(np.int32))
+
+
+def _train_steps(model: keras.Model) -> Callable[..., Any]:
+    """k training steps in one program: (state, x_all, y_all, indices (k, batch)) → (state,
+    loss sum, hit count)."""
 
     def loss_and_updates(trainable, non_trainable, x, y):
         y_pred, non_trainable, losses = model.stateless_call(
@@ -89,7 +188,7 @@ def fit(
 
     grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
 
-    def train_steps(state, x_all, y_all, indices):  # indices: (k, batch) → k steps
+    def train_steps(state, x_all, y_all, indices):
         # A Python loop, unrolled when traced, and not lax.scan: no while loop is left in
         # the program. XLA:CPU runs convolutions inside a loop body many times slower
         # (jax-ml/jax#12868; measured here: 4–6× per step, even for a scan of length 1), and
@@ -102,78 +201,21 @@ def fit(
             (loss, (non_trainable, correct)), grads = grad_fn(
                 trainable, non_trainable, x_all[idx], y_all[idx]
             )
-            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            trainable, opt_vars = model.optimizer.stateless_apply(opt_vars, grads, trainable)
             loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
         return (trainable, non_trainable, opt_vars), loss_sum, correct_sum
 
+    return train_steps
+
+
+def _eval_batch(model: keras.Model) -> Callable[..., Any]:
     def eval_batch(state, x, y, w):  # one padded batch of the evaluation set
         trainable, non_trainable, _ = state
         y_pred = model.stateless_call(trainable, non_trainable, x, training=False)[0]
         loss, correct = _loss_and_correct(y, y_pred)
         return (loss * w).sum(), (correct * w).sum()
 
-    def shuffle(key):
-        return jax.random.permutation(key, n)[: steps * batch].reshape(steps, batch)
-
-    # Ahead-of-time compilation, timed apart from the epochs.
-    t0 = time.perf_counter()
-    index_spec = jax.ShapeDtypeStruct((per_dispatch, batch), jnp.int32)
-    train_jit = jax.jit(train_steps, donate_argnums=0)
-    run = train_jit.lower(state, x_train, y_train, index_spec).compile()
-    run_rest = (
-        train_jit.lower(
-            state, x_train, y_train, jax.ShapeDtypeStruct((rest, batch), jnp.int32)
-        ).compile()
-        if rest
-        else None
-    )
-    draw = jax.jit(shuffle).lower(jax.random.key(0)).compile()
-    has_val = len(splits.x_val) > 0
-    if has_val:
-        val = _padded(splits.x_val, splits.y_val, batch)
-        evaluate = jax.jit(eval_batch).lower(state, *val[0]).compile()
-    compile_seconds = time.perf_counter() - t0
-
-    timing, history = DeviceTiming(compile_seconds=compile_seconds), History()
-    key = jax.random.key(trainer.seed)
-    progress = keras.utils.Progbar(trainer.epochs, verbose=trainer.verbose, unit_name="epoch")
-    for epoch in range(trainer.epochs):
-        t_epoch = time.perf_counter()
-        order = draw(jax.random.fold_in(key, epoch))
-        blocks = order[: chunks * per_dispatch].reshape(chunks, per_dispatch, batch)
-        loss_sum, correct_sum = jnp.zeros(()), jnp.zeros((), jnp.int32)
-        for c in range(chunks):  # asynchronous: nothing here waits for the device
-            state, loss, correct = run(state, x_train, y_train, blocks[c])
-            loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
-        if run_rest is not None:
-            state, loss, correct = run_rest(state, x_train, y_train, order[chunks * per_dispatch :])
-            loss_sum, correct_sum = loss_sum + loss, correct_sum + correct
-        metrics = {"loss": float(loss_sum) / steps, "accuracy": int(correct_sum) / (steps * batch)}
-        train_s = time.perf_counter() - t_epoch  # the float() above waited for the device
-        if has_val:
-            val_loss, val_correct = jnp.zeros(()), jnp.zeros(())
-            for x, y, w in val:  # asynchronous, summed on the device
-                loss, correct = evaluate(state, x, y, w)
-                val_loss, val_correct = val_loss + loss, val_correct + correct
-            metrics["val_loss"] = float(val_loss) / len(splits.x_val)
-            metrics["val_accuracy"] = float(val_correct) / len(splits.x_val)
-        epoch_timing = {
-            "epoch_seconds": time.perf_counter() - t_epoch,
-            "train_seconds": train_s,
-            "step_seconds": train_s / steps,
-            "train_images_per_sec": steps * batch / train_s,
-        }
-        timing.epochs.append(epoch_timing)
-        lr = learning_rate((epoch + 1) * steps) if callable(learning_rate) else learning_rate
-        for k, v in metrics.items():
-            history.history.setdefault(k, []).append(v)
-        log({**metrics, **epoch_timing, "lr": float(lr)}, epoch + 1)  # step = epoch, 1-based
-        progress.update(epoch + 1, [(k, v) for k, v in metrics.items()])
-        if not math.isfinite(metrics["loss"]):
-            model.stop_training = True  # dsbench.training.run turns this into a FAILED run
-            break
-    _write_back(model, state)
-    return history, timing
+    return eval_batch
 
 
 def _loss_and_correct(y: jax.Array, y_pred: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -197,7 +239,7 @@ def _padded(x: np.ndarray, y: np.ndarray, batch: int) -> list[tuple[jax.Array, .
     ]
 
 
-def _write_back(model: keras.Model, state: tuple[list, list, list]) -> None:
+def _write_back(model: keras.Model, state: State) -> None:
     trainable, non_trainable, opt_vars = state
     for variables, values in (
         (model.trainable_variables, trainable),

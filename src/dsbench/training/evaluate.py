@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from dsbench.config import EvaluationConfig
+from dsbench.contract import Metric, shifted_accuracy
 
 Predict = Callable[[np.ndarray], np.ndarray]  # images → class probabilities
 
@@ -50,14 +51,14 @@ def evaluate_shifts(
     t0 = time.perf_counter()
     clean = predict(x).argmax(-1)
     seconds = time.perf_counter() - t0
-    metrics = {"inference_images_per_sec": len(x) / seconds}
+    metrics = {Metric.INFERENCE_IMAGES_PER_SEC: len(x) / seconds}
     for k in cfg.shifts:
         pred = predict(shift(x, *axis_shifts(len(x), k, rng))).argmax(-1)
-        metrics[f"test_accuracy_shift{k}"] = float(np.mean(pred == y))
+        metrics[shifted_accuracy(k)] = float(np.mean(pred == y))
     if cfg.consistency_shift > 0:
         k = cfg.consistency_shift
         a = predict(shift(x, *rng.integers(-k, k + 1, size=(2, len(x))))).argmax(-1)
         b = predict(shift(x, *rng.integers(-k, k + 1, size=(2, len(x))))).argmax(-1)
-        metrics["shift_consistency"] = float(np.mean(a == b))
-    metrics["test_accuracy_shift0"] = float(np.mean(clean == y))
+        metrics[Metric.SHIFT_CONSISTENCY] = float(np.mean(a == b))
+    metrics[shifted_accuracy(0)] = float(np.mean(clean == y))
     return metrics

@@ -15,10 +15,11 @@ import keras
 import numpy as np
 
 from dsbench.config import TrainerConfig
+from dsbench.contract import Metric
 from dsbench.data.splits import Splits
 from dsbench.errors import DsbenchError
 from dsbench.training.backend import device, has_gpu
-from dsbench.training.timing import steady_rate
+from dsbench.training.timing import EpochTime, Fitted, steps_per_epoch
 
 
 def configure(trainer: TrainerConfig) -> None:
@@ -58,25 +59,23 @@ def compile_model(model: keras.Model, trainer: TrainerConfig, steps_per_epoch: i
     model.compile(
         optimizer=optimizer(trainer, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=[Metric.ACCURACY],
         steps_per_execution=trainer.steps_per_execution,
     )
 
 
-class Timing(keras.callbacks.Callback):
+class Clock(keras.callbacks.Callback):
     """Per-epoch wall times, training apart from validation, and the compile time.
 
     compile_seconds = time to the end of the first step − one steady step, where a steady
     step is the rest of the first epoch's training time divided by its remaining steps.
     """
 
-    def __init__(self, train_images: int, steps_per_epoch: int) -> None:
+    def __init__(self, fitted: Fitted, train_images: int, steps_per_epoch: int) -> None:
         super().__init__()
+        self.fitted = fitted
         self.train_images = train_images
         self.steps = steps_per_epoch
-        self.epochs: list[dict[str, float]] = []
-        self.compile_seconds = math.nan
-        self.best_epoch: int | None = None  # set by early stopping: the weights kept
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._t_train = time.perf_counter()
@@ -99,31 +98,25 @@ class Timing(keras.callbacks.Callback):
         if epoch == 0 and self._first_step_end is not None:
             first = self._first_step_end - self._t_train
             steady = (train_s - (self._first_step_end - self._t_epoch)) / max(self.steps - 1, 1)
-            self.compile_seconds = max(first - steady, 0.0)
-        self.epochs.append(
-            {
-                "epoch_seconds": now - self._t_epoch,
-                "train_seconds": train_s,
-                "step_seconds": train_s / self.steps,
-                "train_images_per_sec": self.train_images / train_s,
-            }
-        )
+            self.fitted.compile_seconds = max(first - steady, 0.0)
+        record = EpochTime(now - self._t_epoch, train_s, self.steps, self.train_images)
+        self.fitted.epochs.append(record)
+        self.fitted.losses.append(float((logs or {}).get(Metric.LOSS, math.nan)))
 
 
 class EpochLogger(keras.callbacks.Callback):
     """Hands each epoch's metrics, timings and learning rate to `log` in one call."""
 
-    def __init__(self, timing: Timing, log: Callable[[dict[str, float], int], None]) -> None:
+    def __init__(self, fitted: Fitted, log: Callable[[dict[str, float], int], None]) -> None:
         super().__init__()
-        self.timing = timing
+        self.fitted = fitted
         self.log = log
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         metrics = {k: float(v) for k, v in (logs or {}).items()}
-        self.log(
-            {**metrics, **self.timing.epochs[-1], "lr": lr}, epoch + 1
-        )  # step = epoch, 1-based
+        timing = self.fitted.epochs[-1].metrics()
+        self.log({**metrics, **timing, Metric.LR: lr}, epoch + 1)  # step = epoch, 1-based
 
 
 def fit(
@@ -131,28 +124,29 @@ def fit(
     splits: Splits,
     trainer: TrainerConfig,
     log: Callable[[dict[str, float], int], None],
-) -> tuple[keras.callbacks.History, Timing]:
+) -> Fitted:
     """Train; `log(metrics, epoch)` gets every epoch's numbers.
 
     With trainer.early_stopping_patience, Keras' EarlyStopping watches val_loss, stops after
     that many epochs without an improvement of min_delta, and restores the best epoch's
-    weights, whether it stopped or reached trainer.epochs; `timing.best_epoch` says which
+    weights, whether it stopped or reached trainer.epochs; `best_epoch` says which
     (1-based).
     """
-    steps = math.ceil(len(splits.x_train) / trainer.batch_size)
-    timing = Timing(len(splits.x_train), steps)
-    has_val = len(splits.x_val) > 0
-    callbacks = [timing, keras.callbacks.TerminateOnNaN(), EpochLogger(timing, log)]
+    fitted = Fitted()
+    n = len(splits.x_train)
+    clock = Clock(fitted, n, steps_per_epoch(n, trainer))
+    callbacks = [clock, keras.callbacks.TerminateOnNaN(), EpochLogger(fitted, log)]
     stopping = None
     if trainer.early_stopping_patience:
         stopping = keras.callbacks.EarlyStopping(
-            monitor="val_loss",
+            monitor=Metric.VAL_LOSS,
             patience=trainer.early_stopping_patience,
             min_delta=trainer.early_stopping_min_delta,
             restore_best_weights=True,
         )
         callbacks.append(stopping)
-    history = model.fit(
+    has_val = len(splits.x_val) > 0
+    model.fit(
         splits.x_train,
         splits.y_train,
         batch_size=trainer.batch_size,
@@ -161,9 +155,10 @@ def fit(
         callbacks=callbacks,
         verbose=trainer.verbose,
     )
+    fitted.stopped = bool(model.stop_training)
     if stopping is not None:
-        timing.best_epoch = stopping.best_epoch + 1
-    return history, timing
+        fitted.best_epoch = stopping.best_epoch + 1
+    return fitted
 
 
 def evaluate(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, float]:
@@ -185,8 +180,3 @@ def peak_memory_bytes() -> float | None:
 
     stats = jax.local_devices()[0].memory_stats()
     return float(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-
-
-def steady_images_per_sec(epochs: list[dict[str, float]]) -> float:
-    """The steady training rate of a run's epochs (dsbench.training.timing.steady_rate)."""
-    return steady_rate([e["train_images_per_sec"] for e in epochs])

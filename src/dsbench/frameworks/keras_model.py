@@ -1,7 +1,9 @@
 """A plan as a Keras 3 model: one Keras layer per layer spec, on whatever backend is set.
 
 Import this only after the backend is chosen (KERAS_BACKEND is read when Keras is first
-imported): `dsbench.training.backend.select_backend`.
+imported): `dsbench.training.backend.select_backend`. Each spec's layer comes from the builder
+registered for its class (dsbench.frameworks.builders): the stock Keras layers' below, the
+custom layers' beside their classes in keras_layers.
 """
 
 from __future__ import annotations
@@ -13,55 +15,78 @@ from typing import Any
 import keras
 from keras import layers
 
-from dsbench.build import keras_layers
 from dsbench.errors import DsbenchError
+from dsbench.frameworks import keras_layers  # noqa: F401  (registers the custom layers' builders)
+from dsbench.frameworks.builders import KERAS_BUILDERS, builder_of, keras_builder
 from dsbench.model import layers as spec
-from dsbench.model.layers import LayerSpec, Shape
+from dsbench.model.layers import Shape, Spec
 from dsbench.model.plan import Plan
 
 
-def keras_layer(s: LayerSpec, name: str) -> Any:
-    """The Keras layer of one spec."""
-    if isinstance(s, spec.Rescale):
-        return layers.Rescaling(s.scale, name=name)
-    if isinstance(s, spec.Pad):
-        return layers.ZeroPadding2D((s.rows, s.cols), name=name)
-    if isinstance(s, spec.Augment):
-        return keras.Sequential(augmentation_layers(s.translate, s.image_size, s.flip), name=name)
-    if isinstance(s, spec.Conv):
-        return layers.Conv2D(
-            s.filters,
-            s.kernel,
-            strides=s.stride,
-            padding=s.padding,
-            activation=s.activation,
-            name=name,
-        )
-    if isinstance(s, spec.Pool):
-        cls = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[s.kind]
-        return cls(s.window, s.stride, padding=s.padding, name=name)
-    if isinstance(s, spec.Dropout):
-        return layers.Dropout(s.rate, name=name)
-    if isinstance(s, spec.Flatten):
-        return layers.Flatten(name=name)
-    if isinstance(s, spec.Dense):
-        return layers.Dense(s.units, name=name)
-    if isinstance(s, spec.GlobalAvgPool):
-        return layers.GlobalAveragePooling2D(name=name)
-    if isinstance(s, spec.Softmax):
-        # float32 whatever the policy, so mixed precision keeps a stable loss.
-        return layers.Activation("softmax", dtype="float32", name=name)
-    if isinstance(s, spec.BlurPool):
-        return keras_layers.BlurPool(s.filter_size, s.stride, name=name)
-    if isinstance(s, spec.LpPool):
-        return keras_layers.LpPool(s.p, s.window, s.stride, s.padding, name=name)
-    if isinstance(s, spec.MixedPool):
-        return keras_layers.MixedPool(
-            s.alpha, s.learn_alpha, s.window, s.stride, s.padding, name=name
-        )
-    if isinstance(s, spec.SpaceToDepth):
-        return keras_layers.SpaceToDepth(s.block, s.padding, name=name)
-    raise TypeError(f"no Keras layer for the spec {type(s).__name__} of layer {name}")
+def keras_layer(s: Spec, name: str) -> Any:
+    """The Keras layer of one spec, from the builder registered for its class."""
+    build = builder_of(KERAS_BUILDERS, s)
+    if build is None:
+        raise TypeError(f"no Keras layer for the spec {type(s).__name__} of layer {name}")
+    return build(s, name)
+
+
+# The specs built from stock Keras layers; the others' builders sit beside their Keras
+# classes in keras_layers.
+
+
+@keras_builder(spec.Rescale)
+def _rescale(s: spec.Rescale, name: str) -> Any:
+    return layers.Rescaling(s.scale, name=name)
+
+
+@keras_builder(spec.Pad)
+def _pad(s: spec.Pad, name: str) -> Any:
+    return layers.ZeroPadding2D((s.rows, s.cols), name=name)
+
+
+@keras_builder(spec.Augment)
+def _augment(s: spec.Augment, name: str) -> Any:
+    return keras.Sequential(augmentation_layers(s.translate, s.image_size, s.flip), name=name)
+
+
+@keras_builder(spec.Conv)
+def _conv(s: spec.Conv, name: str) -> Any:
+    return layers.Conv2D(
+        s.filters, s.kernel, strides=s.stride, padding=s.padding, activation=s.activation, name=name
+    )
+
+
+@keras_builder(spec.Pool)
+def _pool(s: spec.Pool, name: str) -> Any:
+    cls = {"max": layers.MaxPooling2D, "avg": layers.AveragePooling2D}[s.kind]
+    return cls(s.window, s.stride, padding=s.padding, name=name)
+
+
+@keras_builder(spec.Dropout)
+def _dropout(s: spec.Dropout, name: str) -> Any:
+    return layers.Dropout(s.rate, name=name)
+
+
+@keras_builder(spec.Flatten)
+def _flatten(s: spec.Flatten, name: str) -> Any:
+    return layers.Flatten(name=name)
+
+
+@keras_builder(spec.Dense)
+def _dense(s: spec.Dense, name: str) -> Any:
+    return layers.Dense(s.units, name=name)
+
+
+@keras_builder(spec.GlobalAvgPool)
+def _global_avg_pool(s: spec.GlobalAvgPool, name: str) -> Any:
+    return layers.GlobalAveragePooling2D(name=name)
+
+
+@keras_builder(spec.Softmax)
+def _softmax(s: spec.Softmax, name: str) -> Any:
+    # float32 whatever the policy, so mixed precision keeps a stable loss.
+    return layers.Activation("softmax", dtype="float32", name=name)
 
 
 def build_keras(plan: Plan, input_shape: Shape, name: str = "dsbench") -> keras.Model:

@@ -10,10 +10,11 @@ from typing import Any
 import pandas as pd
 
 from dsbench.config import record_only
+from dsbench.contract import PARENT_RUN, Tag, tag_column
 from dsbench.errors import DsbenchError
-from dsbench.tracking.sweep import SWEEP_ROLE
+from dsbench.tracking.sweep import SWEEP_FILTER
 
-KEYS = ["dataset", "model", "downsample", "head"]  # what a comparison groups by
+KEYS = [Tag.DATASET, Tag.MODEL, Tag.DOWNSAMPLE, Tag.HEAD]  # what a comparison groups by
 
 
 def _per_run(column: str) -> bool:
@@ -38,23 +39,24 @@ def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "
     if mlflow.get_experiment_by_name(experiment) is None:
         raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
     parent = resolve_sweep(uri, experiment, sweep)
-    clauses = [c for c in (filter_string, parent and f"tags.mlflow.parentRunId = '{parent}'") if c]
+    parent_is = parent and f"{tag_column(PARENT_RUN)} = '{parent}'"
+    clauses = [c for c in (filter_string, parent_is) if c]
     where = " and ".join(clauses)
     runs = search(uri, experiment, parent) if not filter_string else None
     if runs is None:  # a user's filter, or a store that is no SQL database: MLflow's search
         runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
-    if runs.empty or "tags.downsample" not in runs or runs["tags.downsample"].isna().all():
+    strategy, config = tag_column(Tag.DOWNSAMPLE), tag_column(Tag.CONFIG_HASH)
+    if runs.empty or strategy not in runs or runs[strategy].isna().all():
         matching = f" matching {where!r}" if where else ""
         raise DsbenchError(f"experiment {experiment!r} at {uri} has no training runs{matching}")
-    runs = runs[runs["tags.downsample"].notna()]
-    if "tags.config_hash" in runs:
-        done = set(runs.loc[runs["status"] == "FINISHED", "tags.config_hash"].dropna())
-        retried = (runs["status"] != "FINISHED") & runs["tags.config_hash"].isin(done)
+    runs = runs[runs[strategy].notna()]
+    if config in runs:
+        done = set(runs.loc[runs["status"] == "FINISHED", config].dropna())
+        retried = (runs["status"] != "FINISHED") & runs[config].isin(done)
         runs = runs[~retried]
-    parents = runs.get("tags.mlflow.parentRunId", pd.Series(None, index=runs.index))
-    return runs.rename(columns={f"tags.{k}": k for k in KEYS} | {"tags.seed": "seed"}).assign(
-        sweep_id=parents.where(parents.notna(), None)
-    )
+    parents = runs.get(tag_column(PARENT_RUN), pd.Series(None, index=runs.index))
+    renamed = {tag_column(k): k for k in (*KEYS, Tag.SEED)}
+    return runs.rename(columns=renamed).assign(sweep_id=parents.where(parents.notna(), None))
 
 
 def sweeps(uri: str, experiment: str) -> pd.DataFrame:
@@ -63,7 +65,7 @@ def sweeps(uri: str, experiment: str) -> pd.DataFrame:
 
     mlflow.set_tracking_uri(uri)
     return mlflow.search_runs(
-        experiment_names=[experiment], filter_string=SWEEP_ROLE, order_by=["start_time DESC"]
+        experiment_names=[experiment], filter_string=SWEEP_FILTER, order_by=["start_time DESC"]
     )
 
 
@@ -121,9 +123,7 @@ def search(uri: str, experiment: str, parent: str | None = None) -> pd.DataFrame
         SqlRun.experiment_id == int(found.experiment_id), SqlRun.lifecycle_stage == "active"
     )
     if parent:
-        children = select(SqlTag.run_uuid).where(
-            SqlTag.key == "mlflow.parentRunId", SqlTag.value == parent
-        )
+        children = select(SqlTag.run_uuid).where(SqlTag.key == PARENT_RUN, SqlTag.value == parent)
         ids = ids.where(SqlRun.run_uuid.in_(children))
     columns = (SqlRun.experiment_id, SqlRun.status, SqlRun.artifact_uri, SqlRun.start_time)
     with store.ManagedSessionMaker() as session:

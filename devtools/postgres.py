@@ -1,4 +1,4 @@
-"""Real services on 127.0.0.1 for the tests and the analysis bench: a PostgreSQL cluster.
+"""A throwaway PostgreSQL cluster on 127.0.0.1, for the tests and the analysis bench.
 
 Debian's `postgresql` (`make install`). PostgreSQL refuses to run as root: as root, the
 cluster belongs to the `postgres` user.
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dsbench.tools.ui import free_port
+from devtools.mlflow_ui import free_port
 
 
 def _run(command: list[str]) -> None:

@@ -4,9 +4,9 @@ Written with `keras.ops` only, so they run on every Keras backend (TensorFlow an
 tested). All take and return channels-last maps (batch, height, width, channels) and are
 registered as "dsbench>ClassName", so a saved model loads without `custom_objects`.
 
-`dsbench.build.keras` maps the specs BlurPool, LpPool, MixedPool and SpaceToDepth of
-`dsbench.model.layers` to these; their output sizes come from `dsbench.model.geometry`, the
-one place the formula is written.
+Each class is followed by the builder of its spec (`dsbench.model.layers`), registered with
+`@keras_builder(spec.X)`: what `dsbench.frameworks.keras_model` calls for that spec. Their
+output sizes come from `dsbench.model.geometry`, the one place the formula is written.
 
 | layer        | strategy | paper                                                           |
 |--------------|----------|-----------------------------------------------------------------|
@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from dsbench.frameworks.builders import keras_builder
+from dsbench.model import layers as spec
 from dsbench.model.geometry import out_size, window_size
 
 # Rows of Pascal's triangle: the binomial low-pass filters of Zhang (2019), sizes 2..5.
@@ -91,6 +93,11 @@ class BlurPool(keras.layers.Layer):
         return {**super().get_config(), "filter_size": self.filter_size, "strides": self.strides}
 
 
+@keras_builder(spec.BlurPool)
+def _blur_pool(s: spec.BlurPool, name: str) -> BlurPool:
+    return BlurPool(s.filter_size, s.stride, name=name)
+
+
 @keras.saving.register_keras_serializable(package="dsbench")
 class LpPool(keras.layers.Layer):
     """Lp pooling: (mean over the window of |x|^p)^(1/p).
@@ -146,6 +153,11 @@ class LpPool(keras.layers.Layer):
             "padding": self.padding,
             "eps": self.eps,
         }
+
+
+@keras_builder(spec.LpPool)
+def _lp_pool(s: spec.LpPool, name: str) -> LpPool:
+    return LpPool(s.p, s.window, s.stride, s.padding, name=name)
 
 
 @keras.saving.register_keras_serializable(package="dsbench")
@@ -211,6 +223,11 @@ class MixedPool(keras.layers.Layer):
         }
 
 
+@keras_builder(spec.MixedPool)
+def _mixed_pool(s: spec.MixedPool, name: str) -> MixedPool:
+    return MixedPool(s.alpha, s.learn_alpha, s.window, s.stride, s.padding, name=name)
+
+
 @keras.saving.register_keras_serializable(package="dsbench")
 class SpaceToDepth(keras.layers.Layer):
     """Pixel unshuffle: each block×block patch becomes block² × the channels of one pixel.
@@ -247,6 +264,11 @@ class SpaceToDepth(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "block": self.block, "padding": self.padding}
+
+
+@keras_builder(spec.SpaceToDepth)
+def _space_to_depth(s: spec.SpaceToDepth, name: str) -> SpaceToDepth:
+    return SpaceToDepth(s.block, s.padding, name=name)
 
 
 def _pool_shape(input_shape: tuple, k: int, s: int, padding: str) -> tuple:

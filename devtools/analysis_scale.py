@@ -1,4 +1,4 @@
-"""Analysis at scale: `python -m dsbench.tools.analysis_scale` (make bench-analysis).
+"""Analysis at scale: `python -m devtools.analysis_scale` (make bench-analysis).
 
 Fills tracking stores with runs shaped like the suite's (its own tags, its ~50 params, 7
 metrics per epoch, the final metrics, one sweep parent), through MLflow's client
@@ -10,7 +10,7 @@ plots, dashboard) on each, in a fresh process, with its peak RSS:
     postgresql        the same runs in PostgreSQL (a cluster of its own on 127.0.0.1)
 
 It also times the two ways of reading the learning curves (one `get_metric_history` call
-per run; the bulk read `dsbench.analysis.runs.histories` makes) and the resume lookup of one
+per run; the bulk read `dsbench.analysis.load.histories` makes) and the resume lookup of one
 config hash, and writes `results/bench/analysis-scale.md` with the command, machine, date
 and versions, and the learning-curve plot of the largest store beside it.
 
@@ -35,31 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from dsbench import contract
 from dsbench.config import DownsampleConfig, HeadConfig, TrainConfig, TrainerConfig, flatten
+from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Metric, Tag, shifted_accuracy, tag_column
 from dsbench.model.downsample import STRATEGIES
 from dsbench.provenance import produced_by
-from dsbench.tracking.runs import job_tags, run_name
-from dsbench.tracking.sweep import ROLE_TAG
+from dsbench.tracking.recorder import job_tags, run_name
 
 EXPERIMENT = "scale"
 FILLED = "dsbench.filled"  # experiment tag: the number of runs, set once the fill completed
 HEADS = ("flatten", "gap")
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds")
-FINAL_METRICS = (
-    "test_loss",
-    "test_accuracy",
-    "test_error",
-    "params_total",
-    "params_trainable",
-    "flops_per_image",
-    "compile_seconds",
-    "steady_images_per_sec",
-    "total_train_seconds",
-    "train_images",
-    "inference_images_per_sec",
-    "shift_consistency",
-    *(f"test_accuracy_shift{k}" for k in range(5)),
-)
+FINAL_METRICS = (*contract.FINAL_METRICS, *(shifted_accuracy(k) for k in range(5)))
 
 
 def job(i: int, epochs: int) -> TrainConfig:
@@ -75,7 +61,7 @@ def job(i: int, epochs: int) -> TrainConfig:
 
 def run_metrics(i: int, cfg: TrainConfig, rng: np.random.Generator) -> list[Any]:
     """Plausible numbers: a validation curve rising to a group's plateau, and noise."""
-    from mlflow.entities import Metric
+    from mlflow import entities
 
     now = int(time.time() * 1000)
     group = list(STRATEGIES).index(cfg.downsample.name) * len(HEADS) + HEADS.index(cfg.head.name)
@@ -85,18 +71,18 @@ def run_metrics(i: int, cfg: TrainConfig, rng: np.random.Generator) -> list[Any]
     for epoch in range(1, epochs + 1):
         acc = plateau - (plateau - 0.1) * math.exp(-epoch / 4) + rng.normal(0, 0.005)
         values = {
-            "loss": 2.3 * (1 - acc) + 0.05,
-            "accuracy": acc + 0.01,
-            "val_loss": 2.3 * (1 - acc) + 0.1,
-            "val_accuracy": acc,
-            "lr": 1e-3,
-            "epoch_seconds": 20 + rng.normal(0, 1),
-            "train_images_per_sec": 2700 + rng.normal(0, 50),
+            Metric.LOSS: 2.3 * (1 - acc) + 0.05,
+            Metric.ACCURACY: acc + 0.01,
+            Metric.VAL_LOSS: 2.3 * (1 - acc) + 0.1,
+            Metric.VAL_ACCURACY: acc,
+            Metric.LR: 1e-3,
+            Metric.EPOCH_SECONDS: 20 + rng.normal(0, 1),
+            Metric.TRAIN_IMAGES_PER_SEC: 2700 + rng.normal(0, 50),
         }
-        metrics += [Metric(k, float(v), now, epoch) for k, v in values.items()]
+        metrics += [entities.Metric(k, float(v), now, epoch) for k, v in values.items()]
     finals = {name: float(rng.uniform(0, 1)) for name in FINAL_METRICS}
-    finals["test_error"] = 1 - plateau + rng.normal(0, 0.003)
-    metrics += [Metric(k, v, now, 0) for k, v in finals.items()]
+    finals[Metric.TEST_ERROR] = 1 - plateau + rng.normal(0, 0.003)
+    metrics += [entities.Metric(k, v, now, 0) for k, v in finals.items()]
     return metrics
 
 
@@ -113,13 +99,13 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
         client.delete_experiment(found.experiment_id)
         client.rename_experiment(found.experiment_id, f"{EXPERIMENT}-interrupted-{time.time():.0f}")
     experiment = client.create_experiment(EXPERIMENT)
-    parent = client.create_run(experiment, run_name="sweep scale", tags={ROLE_TAG: "sweep"})
+    parent = client.create_run(experiment, run_name="sweep scale", tags={Tag.ROLE: SWEEP_ROLE})
     parent_id = parent.info.run_id
 
     def one(i: int) -> None:
         cfg = job(i, epochs)
-        tags = {**job_tags(cfg), "device": "CPU:0", "git_commit": "scale", "data_source": "archive"}
-        tags["mlflow.parentRunId"] = parent_id
+        where = {Tag.DEVICE: "CPU:0", Tag.GIT_COMMIT: "scale", Tag.DATA_SOURCE: "archive"}
+        tags = {**job_tags(cfg), **where, PARENT_RUN: parent_id}
         run = client.create_run(experiment, run_name=run_name(cfg), tags=tags)
         params = [Param(k, str(v)) for k, v in flatten(cfg).items()]
         metrics = run_metrics(i, cfg, np.random.default_rng(i))
@@ -167,23 +153,23 @@ def history_reads(uri: str, ids: list[str], per_run: bool) -> dict[str, float]:
     with one call per run."""
     from mlflow import MlflowClient
 
-    from dsbench.analysis.runs import histories
+    from dsbench.analysis.load import histories
 
     client = MlflowClient(tracking_uri=uri)
     one_by_one = (
-        timed(lambda: [client.get_metric_history(r, "val_accuracy") for r in ids])
+        timed(lambda: [client.get_metric_history(r, Metric.VAL_ACCURACY) for r in ids])
         if per_run
         else math.nan
     )
-    return {"per_run": one_by_one, "bulk": timed(lambda: histories(uri, ids, "val_accuracy"))}
+    return {"per_run": one_by_one, "bulk": timed(lambda: histories(uri, ids, Metric.VAL_ACCURACY))}
 
 
 def job_ids(uri: str) -> list[str]:
     """The job runs of a SQL store's EXPERIMENT (not its sweep parent)."""
-    from dsbench.analysis.runs import search
+    from dsbench.analysis.load import search
 
     runs = search(uri, EXPERIMENT)
-    return list(runs.loc[runs["tags.downsample"].notna(), "run_id"])
+    return list(runs.loc[runs[tag_column(Tag.DOWNSAMPLE)].notna(), "run_id"])
 
 
 def resume_lookup(uri: str) -> float:
@@ -232,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{store} {runs:,} runs: analyze {seconds:.1f} s, peak RSS {rss:,.0f} MiB", flush=True
         )
 
-    from dsbench.tools.ui import mlflow_ui
+    from devtools.mlflow_ui import mlflow_ui
 
     for runs in sizes:
         uri = f"sqlite:///{cache / f'sqlite-{runs}.db'}"
@@ -243,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             with mlflow_ui(uri, work / "server.log") as base:
                 measure("server", runs, base, ids, min(server_sizes))  # the same file, over HTTP
     if pg_sizes:
-        from dsbench.tools.services import postgres
+        from devtools.postgres import postgres
 
         databases = tuple(f"scale_{n}" for n in pg_sizes)
         with postgres(databases, folder=cache / "postgres") as base:
@@ -256,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     plot = args.out / "analysis-scale-learning-curves.png"
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(work / f"sqlite-{largest}" / "plots" / "learning_curves.png", plot)
-    command = "`python -m dsbench.tools.analysis_scale " + " ".join(sys.argv[1:]) + "`"
+    command = "`python -m devtools.analysis_scale " + " ".join(sys.argv[1:]) + "`"
     write(rows, args.out / "analysis-scale.md", command, args.epochs, plot.name)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -298,7 +284,7 @@ def write(rows: list[dict[str, Any]], path: Path, command: str, epochs: int, plo
             "its peak resident memory. `growth`: analyze_s over the same store's smallest "
             "size (`runs_ratio` times more runs). `history_*_s`: reading every run's "
             "val_accuracy history with one `get_metric_history` call per run, and in bulk "
-            "(`dsbench.analysis.runs.histories`: one SQL query per 100 runs, or the tracking "
+            "(`dsbench.analysis.load.histories`: one SQL query per 100 runs, or the tracking "
             "server's bulk-history endpoint); one call per run is measured at each store's "
             "smallest size only (–: not measured). `resume_lookup_ms`: one job's resume lookup "
             "(the `config_hash` tag search).",

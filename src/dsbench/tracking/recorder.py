@@ -17,6 +17,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 
 from dsbench.config import TrainConfig, config_hash
+from dsbench.contract import PARENT_RUN, Tag
 from dsbench.tracking.store import StoreUnreachable, open_experiment, redacted, store_error
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,14 @@ def in_sweep() -> bool:
 def job_tags(cfg: TrainConfig) -> dict[str, str]:
     """The tags a job's run is found and grouped by, from its config alone."""
     return {
-        "dataset": cfg.dataset.name,
-        "model": cfg.model.name,
-        "downsample": cfg.downsample.name,
-        "head": cfg.head.name,
-        "seed": str(cfg.trainer.seed),
-        "backend": cfg.trainer.backend,
-        "precision": cfg.trainer.precision,
-        "config_hash": config_hash(cfg),
+        Tag.DATASET: cfg.dataset.name,
+        Tag.MODEL: cfg.model.name,
+        Tag.DOWNSAMPLE: cfg.downsample.name,
+        Tag.HEAD: cfg.head.name,
+        Tag.SEED: str(cfg.trainer.seed),
+        Tag.BACKEND: cfg.trainer.backend,
+        Tag.PRECISION: cfg.trainer.precision,
+        Tag.CONFIG_HASH: config_hash(cfg),
     }
 
 
@@ -69,9 +70,9 @@ def record_failure(cfg: TrainConfig, error: BaseException) -> None:
         from mlflow import MlflowClient
 
         experiment_id = open_experiment(cfg.tracking)
-        tags = {**job_tags(cfg), "failure_reason": _reason(error)}
+        tags = {**job_tags(cfg), Tag.FAILURE_REASON: _reason(error)}
         if os.environ.get(PARENT_ENV):
-            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
+            tags[PARENT_RUN] = os.environ[PARENT_ENV]
         client = MlflowClient()
         run = client.create_run(experiment_id, run_name=run_name(cfg), tags=tags)
         client.set_terminated(run.info.run_id, "FAILED")
@@ -177,7 +178,10 @@ def _end(mlflow: Any, status: str, reason: str) -> bool:
     done = True
     # end_run also when the tag failed: it takes the run off MLflow's active-run stack first,
     # so that the next job of this process can start its own.
-    for step in (lambda: mlflow.set_tag("failure_reason", reason), lambda: mlflow.end_run(status)):
+    for step in (
+        lambda: mlflow.set_tag(Tag.FAILURE_REASON, reason),
+        lambda: mlflow.end_run(status),
+    ):
         try:
             step()
         except Exception as e:

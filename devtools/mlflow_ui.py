@@ -1,6 +1,6 @@
 """What a user sees in `make ui`, checked in a real headless Chromium; screenshots of it.
 
-    python -m dsbench.tools.ui --experiment mnist-downsampling --out results/ui [--uri URI]
+    python -m devtools.mlflow_ui --experiment mnist-downsampling --out results/ui [--uri URI]
 
 Starts `mlflow ui` on a free 127.0.0.1 port over the store, opens the experiment's runs
 grouped by the `downsample` tag (as a table and as per-epoch charts), one run's tags, and the
@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dsbench.analysis.runs import sweeps
+from dsbench.analysis.load import sweeps
+from dsbench.contract import Metric, Tag, tag_column
 from dsbench.errors import DsbenchError
 
 WAIT_S = 60  # for the server to answer and for the single-page app to render
@@ -103,7 +104,7 @@ def _xpath_text(text: str) -> str:
     return f"//*[contains(normalize-space(text()), '{text}')]"
 
 
-def runs_page(driver: Any, base: str, experiment_id: str, group_by: str = "downsample") -> str:
+def runs_page(driver: Any, base: str, experiment_id: str, group_by: str = Tag.DOWNSAMPLE) -> str:
     """The experiment's runs table grouped by a tag; returns the page's visible text."""
     from selenium.webdriver.common.by import By
 
@@ -137,7 +138,7 @@ def _close_assistant(driver: Any) -> None:
         driver.implicitly_wait(WAIT_S)
 
 
-def charts_page(driver: Any, metric: str = "val_accuracy") -> str:
+def charts_page(driver: Any, metric: str = Metric.VAL_ACCURACY) -> str:
     """From the grouped runs table: the chart view, one line per strategy, for `metric`."""
     from selenium.webdriver.common.by import By
 
@@ -200,7 +201,7 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
         raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
     sweep = newest_dashboard(uri, experiment)
     jobs = client.search_runs(
-        [found.experiment_id], filter_string="tags.downsample != ''", max_results=1
+        [found.experiment_id], filter_string=f"{tag_column(Tag.DOWNSAMPLE)} != ''", max_results=1
     )
     if sweep is None or not jobs:
         raise DsbenchError(

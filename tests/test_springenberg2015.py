@@ -14,12 +14,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from helpers import all_runs, dsbench, store_uri
+from helpers import all_runs, dsbench, store_uri, train
 from hydra import compose, initialize_config_module
 
 from dsbench import allconv, config
-from dsbench.build.summary import describe
+from dsbench.contract import Metric, Tag, metric_column, tag_column
 from dsbench.errors import DsbenchError
+from dsbench.frameworks.summary import describe
 from dsbench.studies import springenberg2015 as springenberg
 
 config.register()
@@ -122,24 +123,19 @@ def small_preset(archive_dir: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def twelve_model_store(cifar10_archive_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The small preset on a generated CIFAR-10 archive: all 12 models, 1 epoch each."""
-    folder = tmp_path_factory.mktemp("allconv")
-    uri = store_uri(folder)
-    out = dsbench(
-        "train", "-m", *small_preset(cifar10_archive_dir), f"tracking.uri={uri}", cwd=folder
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return uri
+    folder = tmp_path_factory.mktemp("springenberg2015")
+    return train(folder, *small_preset(cifar10_archive_dir), data=None, sweep=True, tiny=False).uri
 
 
 @pytest.mark.slow
 def test_every_model_trains_one_epoch_and_logs(twelve_model_store: str) -> None:
-    runs = [r for r in all_runs(twelve_model_store) if "variant" in r.data.tags]
+    runs = [r for r in all_runs(twelve_model_store) if springenberg.VARIANT_TAG in r.data.tags]
     assert len(runs) == 12 and all(r.info.status == "FINISHED" for r in runs)
-    by_variant = {r.data.tags["variant"]: r for r in runs}
+    by_variant = {r.data.tags[springenberg.VARIANT_TAG]: r for r in runs}
     assert set(by_variant) == {springenberg.variant(m, d) for m, d in TWELVE}
     all_cnn_c = by_variant["All-CNN-C"]
-    assert float(all_cnn_c.data.tags["paper_error"]) == 9.08
-    assert all_cnn_c.data.metrics["params_total"] == 1_369_738
+    assert float(all_cnn_c.data.tags[springenberg.PAPER_ERROR_TAG]) == 9.08
+    assert all_cnn_c.data.metrics[Metric.PARAMS_TOTAL] == 1_369_738
     assert all_cnn_c.data.params["dataset.preprocess"] == "gcn_zca"
     assert all_cnn_c.data.params["trainer.optimizer"] == "sgd"
 
@@ -170,7 +166,7 @@ def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -
 @pytest.mark.slow
 def test_sweep_analysis_puts_ours_beside_the_paper(twelve_model_store: str) -> None:
     """The sweep's end logs paper_vs_ours.md to its parent: the same table as dsbench.allconv."""
-    (parent,) = [r for r in all_runs(twelve_model_store) if "dsbench.role" in r.data.tags]
+    (parent,) = [r for r in all_runs(twelve_model_store) if Tag.ROLE in r.data.tags]
     path = mlflow.artifacts.download_artifacts(
         run_id=parent.info.run_id,
         artifact_path="analysis/paper_vs_ours.md",
@@ -221,7 +217,7 @@ def run_row(
     loss: float | None = None,
     **params: str,
 ) -> dict[str, object]:
-    """One run as dsbench.analysis.runs.load_runs gives it (params and tags as strings);
+    """One run as dsbench.analysis.load.load_runs gives it (params and tags as strings);
     test None: it diverged (Keras still logged that epoch's val accuracy); loss: the final
     training loss."""
     done = test is not None
@@ -232,17 +228,17 @@ def run_row(
         "downsample": downsample,
         "seed": str(seed),
         "status": "FINISHED" if done else "FAILED",
-        "tags.variant": springenberg.variant(model, downsample),
-        "tags.paper_error": None if paper is None else str(paper),
-        "tags.config_hash": f"{dataset}/{model}/{downsample}/{lr}/{seed}",
-        "tags.failure_reason": None if done else "Diverged: loss became nan in epoch 2",
+        tag_column(springenberg.VARIANT_TAG): springenberg.variant(model, downsample),
+        tag_column(springenberg.PAPER_ERROR_TAG): None if paper is None else str(paper),
+        tag_column(Tag.CONFIG_HASH): f"{dataset}/{model}/{downsample}/{lr}/{seed}",
+        tag_column(Tag.FAILURE_REASON): None if done else "Diverged: loss became nan in epoch 2",
         "params.trainer.lr": str(lr),
         "params.trainer.seed": str(seed),
         "params.trainer.epochs": "5",
         **{f"params.{k}": v for k, v in params.items()},
-        "metrics.val_accuracy": val,
-        "metrics.test_error": test,
-        "metrics.loss": loss,
+        metric_column(Metric.VAL_ACCURACY): val,
+        metric_column(Metric.TEST_ERROR): test,
+        metric_column(Metric.LOSS): loss,
     }
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsbench.build.keras_model import build_keras, count_trainable
 from dsbench.config import TrainConfig
 from dsbench.data.registry import get_info
+from dsbench.frameworks.keras_model import build_keras, count_trainable
 from dsbench.model.plan import count_params, flops_per_image, model_name, plan_from_config, trace
 
 

@@ -1,0 +1,101 @@
+"""A job: a composed config checked once, with everything that can be known before training.
+
+`make_job` is the one place a run's input is checked: the config against its schema, the
+dataset it names, the sizes that only make sense within that data, the model's geometry
+(each layer's shape traced, params and FLOPs counted, all in pure Python), and the
+tracking store (writable, answering, accepting us). Whatever fails here is reported before
+data is loaded, a framework is imported or a run is opened, and nothing after it checks
+again: training, dry runs, `describe`, the benches and every job of a sweep take a Job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from dsbench.config import TrainConfig, validate
+from dsbench.data.registry import DatasetInfo, get_info
+from dsbench.data.splits import check_sizes
+from dsbench.errors import DsbenchError
+from dsbench.model.layers import LayerSpec, Shape
+from dsbench.model.plan import Plan, count_params, flops_per_image, plan_from_config, trace
+from dsbench.tracking.recorder import run_name
+from dsbench.tracking.store import bound_retries, check_store
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run, checked: what it trains, on what, and how big the model is."""
+
+    cfg: TrainConfig
+    info: DatasetInfo
+    plan: Plan
+    shapes: list[tuple[str, LayerSpec, Shape]]  # each layer's predicted output shape
+    params: int  # predicted; the Keras model's own count is what a run logs
+    flops: int  # forward FLOPs of one image (multiply-adds × 2)
+
+    @property
+    def name(self) -> str:
+        """The run's name (tracking.run_name, else dataset/model/downsample+head/s<seed>)."""
+        return run_name(self.cfg)
+
+
+def make_job(cfg: DictConfig | TrainConfig, schema: type = TrainConfig, store: bool = True) -> Job:
+    """The checked job of a composed config, or one DsbenchError (bad input) or
+    ExternalError (the store) saying what is wrong.
+
+    `store=False` leaves the tracking store alone (a dry run, `describe`, a bench); the
+    store is not checked either when tracking is off or the config is a dry run.
+    """
+    checked = cfg if isinstance(cfg, TrainConfig) else validate(cfg, schema)
+    info = get_info(checked.dataset.name)
+    check_fits(checked, info)
+    plan = plan_from_config(checked, info.image_shape, info.num_classes)
+    job = Job(
+        checked,
+        info,
+        plan,
+        trace(plan, info.image_shape),
+        count_params(plan, info.image_shape),
+        flops_per_image(plan, info.image_shape),
+    )
+    if store and checked.tracking.enabled and not checked.dry_run:
+        bound_retries(checked.tracking.retry_seconds)
+        check_store(checked.tracking.uri)  # down or unwritable: seconds, before the data
+    return job
+
+
+def check_fits(cfg: TrainConfig, info: DatasetInfo) -> None:
+    """Sizes that only make sense within the data: subsets, shifts, padding, batches."""
+    check_sizes(info, cfg.dataset)
+    h, w = info.image_shape[:2]
+    side = min(h, w)
+    shifts = {
+        "trainer.augment_translate": [cfg.trainer.augment_translate],
+        "evaluation.shifts": cfg.evaluation.shifts,
+        "evaluation.consistency_shift": [cfg.evaluation.consistency_shift],
+    }
+    for key, values in shifts.items():
+        if any(k >= side for k in values):
+            raise DsbenchError(
+                f"{key}={values if len(values) > 1 else values[0]} px would move the "
+                f"{h}×{w} {info.name} images out of view: use at most {side - 1}"
+            )
+    if cfg.model.pad_to is not None and cfg.model.pad_to < max(h, w):
+        raise DsbenchError(
+            f"model.pad_to={cfg.model.pad_to} is smaller than the {h}×{w} {info.name} images "
+            f"(it zero-pads, never crops): use at least {max(h, w)}, or null"
+        )
+    subset, batch = cfg.dataset.train_subset, cfg.trainer.batch_size
+    if cfg.trainer.loop == "device" and subset is not None and batch > subset:
+        raise DsbenchError(
+            f"trainer.batch_size={batch} is larger than the {subset} training examples: the "
+            f"device loop would train no step; use at most {subset}"
+        )
+
+
+def dry_run_line(job: Job) -> str:
+    """What a dry run prints: the job, checked as far as it can be without data or Keras."""
+    t = job.cfg.trainer
+    return f"dry run: {job.name} lr={t.lr} epochs={t.epochs} flops/image={job.flops:,}"
