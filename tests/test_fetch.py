@@ -256,8 +256,20 @@ def test_make_run_fetches_verifies_and_trains(tmp_path: Path, mirror: Mirror) ->
         "trainer.epochs=1 dataset.source=archive dataset.train_subset=2000 "
         f"dataset.test_subset=500 trainer.verbose=0 hydra.run.dir={tmp_path / 'run'}"
     )
-    command = ["make", "-s", "-C", str(ROOT), "run", f"VENV={sys.prefix}", f"ARGS={args}"]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    # Run from the temp folder, as a user runs from theirs: MLflow puts a sqlite store's
+    # artifacts in ./mlruns there, not in the checkout.
+    command = [
+        "make",
+        "-s",
+        "-f",
+        str(ROOT / "Makefile"),
+        "run",
+        f"VENV={sys.prefix}",
+        f"ARGS={args}",
+    ]
+    out = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for name, md5 in MNIST.files.values():
         assert md5_of(data / "mnist" / name) == md5
@@ -265,3 +277,4 @@ def test_make_run_fetches_verifies_and_trains(tmp_path: Path, mirror: Mirror) ->
     (run,) = all_runs(env["MLFLOW_TRACKING_URI"])
     assert run.info.status == "FINISHED"
     assert run.data.metrics[Metric.TEST_ACCURACY] > 0.5  # 2000 images, one epoch: it learned
+    assert (tmp_path / "mlruns").is_dir()  # its artifacts, beside the store
