@@ -15,7 +15,7 @@ PORT   ?= 5000
 # default, dsbench.config.default_store_uri, asked only by the targets that need it).
 STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(default_store_uri())')
 
-.PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-strategies bench-analysis ui server screenshots describe docs clean
+.PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-strategies bench-sweep bench-analysis ui server screenshots describe docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch 
 
 bench-strategies:  ## what each downsampling costs in time: every strategy × head side by side → results/bench/strategies-<device>-<backend>.md; ARGS=
 	$(PY) -m dsbench.tools.strategy_speed $(ARGS)
+
+bench-sweep:  ## a sweep laid out for the cores vs one job at a time, side by side → results/bench/sweep-<machine>.md; ARGS=
+	$(PY) -m dsbench.tools.sweep_speed $(ARGS)
 
 bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL; devtools/analysis_scale.py) → results/bench/analysis-scale.md
 	$(PY) -m devtools.analysis_scale $(ARGS)

@@ -32,6 +32,7 @@ def schemas() -> dict[str, type]:
     """conf/<name>.yaml → the schema its keys belong to."""
     from dsbench.tools.bench import BenchConfig
     from dsbench.tools.strategy_speed import StrategySpeedConfig
+    from dsbench.tools.sweep_speed import SweepSpeedConfig
 
     return {
         "analyze": config.AnalyzeConfig,
@@ -39,6 +40,7 @@ def schemas() -> dict[str, type]:
         "bench": BenchConfig,
         "describe": config.DescribeConfig,
         "strategy_speed": StrategySpeedConfig,
+        "sweep_speed": SweepSpeedConfig,
         "train": config.TrainConfig,
     }
 
@@ -105,7 +107,8 @@ def test_a_command_config_holds_only_what_it_changes(name: str) -> None:
 
 def test_the_options_the_checker_reads_are_there() -> None:
     folders = {p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("__")}
-    assert folders - {"experiments", "local"} == set(GROUPS)
+    # experiments: studies, not a schema's group; local: the user's; hydra: Hydra's own groups
+    assert folders - {"experiments", "local", "hydra"} == set(GROUPS)
     found = {f"{g}/{p.stem}" for g, p in option_files()}
     assert {"dataset/mnist", "trainer/springenberg2015", "downsample/blur"} <= found
     assert baseline("trainer", CONF / "trainer" / "springenberg2015.yaml")["epochs"] == 15

@@ -70,9 +70,10 @@ def _job_runs(db: Path) -> dict[str, int]:
 def test_killed_sweep_started_again_finishes_each_job_exactly_once(
     shared_data: Path, tmp_path: Path
 ):
-    """SIGKILL (nothing can clean up) at a random moment after the first job finished, while
-    a later one runs; the same command again skips the finished jobs, marks the abandoned
-    run KILLED and trains the rest in the same parent run."""
+    """SIGKILL of the sweep's process (it cannot clean up) at a random moment after the first
+    job finished, while later ones run (side by side, in workers that end with it); the same
+    command again skips the finished jobs, finds every interrupted run KILLED and trains the
+    rest in the same parent run."""
     uri = store_uri(tmp_path)
     sweep = [
         sys.executable,
@@ -123,8 +124,10 @@ def test_killed_sweep_started_again_finishes_each_job_exactly_once(
     assert all(Metric.TEST_ACCURACY in r.data.metrics for r in finished)
     for r in jobs:  # what the kill interrupted is closed, not RUNNING forever
         assert r.info.status in ("FINISHED", "KILLED"), (r.info.run_name, delay)
-        if r.info.status == "KILLED":
-            assert "found when the sweep resumed" in r.data.tags[Tag.FAILURE_REASON]
+        if r.info.status == "KILLED":  # closed by its worker when the sweep's process died,
+            # or, where nothing could close it, by the resumed sweep
+            reason = r.data.tags[Tag.FAILURE_REASON]
+            assert "interrupted" in reason or "found when the sweep resumed" in reason
     # The retried attempt is history, not a failure of the study.
     table = load_runs(uri, "dsbench", sweep="latest")
     assert len(table) == 6 and set(table["status"]) == {"FINISHED"}

@@ -120,6 +120,7 @@ def test_server_that_goes_away_mid_sweep(shared_data: Path, tmp_path: Path) -> N
         "dsbench.train",
         "-m",
         "trainer.seed=0,1",
+        "sweep.jobs=1",  # one job at a time: the second starts after the server went away
         *TINY,
         "trainer.epochs=60",  # long enough to be stopped in the middle
         f"dataset.archive_dir={shared_data / 'mnist'}",

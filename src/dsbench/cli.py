@@ -54,6 +54,27 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # so the open MLflow run ends KILLED, not RUNNING forever
 
 
+COMMAND_PID = "DSBENCH_COMMAND_PID"  # the command's process; a sweep's workers end with it
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal this process gets when its parent dies
+
+
+def end_with_the_command() -> None:
+    """In a worker process of a sweep (the default launcher runs jobs in them): get SIGTERM,
+    and so end the open run KILLED, when the command's process ends, however it ends (a
+    SIGKILL included); a worker would otherwise train on, orphaned, beside a resumed sweep."""
+    command = int(os.environ.get(COMMAND_PID, "0"))
+    if not command or command == os.getpid() or os.getppid() != command:
+        return
+    signal.signal(signal.SIGTERM, _sigterm)
+    os.environ[COMMAND_PID] = str(os.getpid())  # inherited by the processes it starts
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != command:  # it ended before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextmanager
 def exit_on_bad_input() -> Iterator[None]:
     """Wrap a Hydra task's body: bad input exits there, before Hydra reports the job failed.
@@ -72,6 +93,7 @@ def run_app(app: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     signal.signal(signal.SIGTERM, _sigterm)
+    os.environ[COMMAND_PID] = str(os.getpid())  # inherited by the processes it starts
     from dsbench.tracking import sweep
 
     aborted = True
@@ -79,7 +101,9 @@ def run_app(app: Callable[[], Any]) -> None:
         app()
         aborted = False
         # Counted by the store when on_multirun_end closed the sweep, and by this process.
-        failures = max(sweep.state.failures, sweep.state.job_failures)
+        failures = max(
+            sweep.state.failures, sweep.state.job_failures, sweep.state.marked_failures()
+        )
         if failures:
             print(
                 f"dsbench: {failures} job(s) of the sweep failed; their runs carry a "
@@ -90,7 +114,7 @@ def run_app(app: Callable[[], Any]) -> None:
     except DsbenchError as e:
         fail_on(e)
     except sweep.SweepAborted as e:
-        fail(str(e), EXIT_EXTERNAL)
+        fail(str(e), e.code)
     except (HydraException, OmegaConfBaseException) as e:
         fail(config_error_line(e))
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import numbers
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -332,6 +332,68 @@ class EvaluationConfig:
             )
 
 
+AUTO = "auto"
+
+
+@dataclass
+class SweepConfig:
+    """How a sweep's jobs share this machine (the default launcher, hydra/launcher=cores):
+    `jobs` at once, each with `threads_per_job` threads (TensorFlow's pools, XLA's and the
+    BLAS/OpenMP pool). "auto": the rule of `sweep_layout`. A single run keeps every core."""
+
+    jobs: str = AUTO  # auto | a number of jobs at once
+    threads_per_job: str = AUTO  # auto | a number of threads for each job
+
+    def __post_init__(self) -> None:
+        for key in fields(self):
+            value = str(getattr(self, key.name))
+            if value != AUTO and not (value.isdigit() and int(value) > 0):
+                raise DsbenchError(
+                    f"sweep.{key.name}={value!r} is invalid: use auto or a whole number >= 1"
+                )
+
+
+def sweep_layout(jobs: str, threads: str, cores: int, accelerator: bool) -> tuple[int, int]:
+    """(jobs at once, threads each) for a sweep on a machine with `cores` usable cores.
+
+    The rule, measured on a 2-core machine (docs/sweeps.md, results/bench/sweep-*.md): on a
+    CPU, one thread per job and as many jobs as cores; small convnets use one core poorly
+    with more threads, and jobs side by side keep every core busy. With an accelerator (the
+    JAX backend on a GPU) one job at a time, with every core. A number the user sets wins;
+    the other one is chosen so that jobs × threads = cores.
+    """
+    if accelerator:
+        n = 1 if jobs == AUTO else int(jobs)
+        t = cores if threads == AUTO else int(threads)
+        return n, t
+    if jobs == AUTO and threads == AUTO:
+        return cores, 1
+    if jobs == AUTO:
+        return max(1, cores // int(threads)), int(threads)
+    if threads == AUTO:
+        return int(jobs), max(1, cores // int(jobs))
+    return int(jobs), int(threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset)."""
+    return len(os.sched_getaffinity(0))
+
+
+def gpu_visible() -> bool:
+    """Whether an NVIDIA GPU is there for the JAX backend, without importing a framework."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = "/proc/driver/nvidia/gpus"
+    return os.path.isdir(gpus) and bool(os.listdir(gpus))
+
+
+def launcher_jobs(jobs: str, threads: str, backend: str) -> int:
+    """`hydra.launcher.n_jobs` of the default launcher (conf/hydra/launcher/cores.yaml)."""
+    accelerator = backend == "jax" and gpu_visible()
+    return sweep_layout(str(jobs), str(threads), usable_cores(), accelerator)[0]
+
+
 @dataclass
 class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -341,6 +403,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     dry_run: bool = False  # check config, data geometry and model, train nothing (sweep sizes)
 
     def __post_init__(self) -> None:
@@ -378,6 +441,7 @@ def register() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="describe_schema", node=DescribeConfig)
     cs.store(name="analyze_schema", node=AnalyzeConfig)
+    OmegaConf.register_new_resolver("dsbench_jobs", launcher_jobs, replace=True)
 
 
 def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
@@ -402,7 +466,7 @@ RECORD_ONLY_KEYS = (
     "dataset.tfds_data_dir",
     "dry_run",
 )
-RECORD_ONLY_PREFIXES = ("tracking.",)
+RECORD_ONLY_PREFIXES = ("tracking.", "sweep.")  # where it is recorded; how it shares a machine
 
 
 def record_only(key: str) -> bool:

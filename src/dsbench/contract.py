@@ -97,6 +97,9 @@ class Tag:
     DEVICE = "device"  # the Keras backend's first device
     DATA_SOURCE = "data_source"  # where the data was read from (tfds, archive, synthetic)
     GIT_COMMIT = "git_commit"  # the code's commit, "+dirty" when the tree had changes
+    # How it shared the machine, which its speed metrics depend on (training.job.Share).
+    THREADS = "threads"  # the threads it could use
+    JOBS_AT_ONCE = "jobs_at_once"  # jobs of its sweep running at once, itself included
     # How it ended, when not FINISHED: the exception, one line ("Diverged: …" for a loss
     # that became NaN or infinite, errors.DIVERGED).
     FAILURE_REASON = "failure_reason"

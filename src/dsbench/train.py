@@ -30,6 +30,7 @@ config.register()
 
 @hydra.main(version_base="1.3", config_path=config.CONFIG_PATH, config_name="train")
 def _app(cfg: DictConfig) -> float:
+    cli.end_with_the_command()  # a job in a worker of the sweep: stop when the sweep stops
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     with cli.exit_on_bad_input():  # bad input: one line, exit 2; in a sweep, the sweep stops
         try:

@@ -19,7 +19,7 @@ import pandas as pd
 from dsbench.analysis import dashboard, plots
 from dsbench.analysis.load import histories, load_runs, resolve_sweep
 from dsbench.analysis.tables import comparison, not_finished, to_html, to_latex, to_markdown
-from dsbench.contract import DESCRIPTION, Metric
+from dsbench.contract import DESCRIPTION, Metric, Tag, tag_column
 from dsbench.hooks import Study, studies
 from dsbench.provenance import produced_by
 
@@ -31,6 +31,21 @@ CURVE_METRIC = Metric.VAL_ACCURACY  # the learning curves' per-epoch metric
 def provenance(experiment: str, uri: str, command: str) -> str:
     return produced_by(
         f"{command} from MLflow experiment `{experiment}` ({uri})", "mlflow", "pandas"
+    )
+
+
+def sharing(runs: pd.DataFrame) -> str:
+    """How the runs shared the machine, which their img/s depend on (tags threads and
+    jobs_at_once; runs from before they were recorded say nothing)."""
+    columns = [tag_column(Tag.JOBS_AT_ONCE), tag_column(Tag.THREADS)]
+    both = runs[columns].dropna() if set(columns) <= set(runs.columns) else runs.iloc[0:0]
+    if both.empty:
+        return "how the runs shared the machine was not recorded."
+    layouts = sorted({f"{j} job(s) at once × {t} thread(s)" for j, t in both.to_numpy()})
+    return (
+        f"measured as the runs ran, {', '.join(layouts)}: jobs side by side share the cores, "
+        "so compare speeds within this table, and a strategy's own cost with "
+        "`make bench-strategies` (one job alone)."
     )
 
 
@@ -80,7 +95,7 @@ def analyze(
         "pooling with the same head, in percentage points, with its 95 % interval and p from "
         "Welch's t-test; * where the interval excludes 0 (with few seeds the intervals are "
         "wide: no * is no evidence of no difference). Train img/s: the epochs after the "
-        "first; infer img/s: after a warm-up batch.\n"
+        f"first; infer img/s: after a warm-up batch; {sharing(runs)}\n"
     )
     failures = (
         "Runs that did not finish (not in the table):\n\n" + "".join(f"- {m}\n" for m in missing)

@@ -53,6 +53,18 @@ class SweepState:
     tracking: TrackingConfig | None = None  # where it is
     failures: int = 0  # jobs of the last closed sweep that did not finish
     job_failures: int = 0  # jobs that failed in this process (a sweep without a store too)
+    sweep_dir: str | None = None  # the sweep's folder, where jobs in other processes mark theirs
+
+    def marked_failures(self) -> int:
+        """Jobs that failed, counted by their marks in the sweep's folder (whichever process
+        ran them: the default launcher runs jobs in worker processes)."""
+        if self.sweep_dir is None:
+            return 0
+        folder = Path(self.sweep_dir) / FAILED_MARKS
+        return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+FAILED_MARKS = ".failed"  # in a sweep's folder: one empty file per failed job, named by its number
 
 
 state = SweepState()
@@ -65,6 +77,7 @@ class SweepParentRun(Callback):
         # Hydra turns an Exception raised here into a warning and runs the jobs unnested:
         # a parent that cannot be made stops the sweep instead (SweepAborted is no Exception).
         # Bad input (a config, a deleted store) opens no parent: the first job reports it.
+        state.sweep_dir = str(config.hydra.sweep.dir)
         job_part = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             cfg = validate(job_part)
@@ -126,23 +139,32 @@ class SweepParentRun(Callback):
 
 
 class SweepAborted(BaseException):
-    """The sweep cannot go on (its parent run cannot be made or closed): the CLI prints the
-    message as one line and exits 1. A BaseException, because Hydra turns an Exception that
-    a callback raises into a warning and carries on."""
+    """The sweep cannot go on (its parent run cannot be made or closed: exit 1; a job's
+    input is bad: exit 2): the CLI prints the message as one line and exits with `code`. A
+    BaseException, because Hydra turns an Exception that a callback raises into a warning
+    and carries on."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def _end_abandoned_jobs(client: Any, experiment_id: str, parent: str) -> None:
-    """Runs of an earlier attempt left RUNNING by a killed process: mark them KILLED."""
+def _end_abandoned_jobs(
+    client: Any,
+    experiment_id: str,
+    parent: str,
+    reason: str = "its process ended without closing the run (found when the sweep resumed)",
+) -> None:
+    """Runs left RUNNING by a process that was killed: mark them KILLED, with the reason."""
     stale = client.search_runs(
         [experiment_id],
         filter_string=f"{tag_column(PARENT_RUN)} = '{parent}' and attributes.status = 'RUNNING'",
     )
     for run in stale:
-        reason = "its process ended without closing the run (found when the sweep resumed)"
         client.set_tag(run.info.run_id, Tag.FAILURE_REASON, reason)
         client.set_terminated(run.info.run_id, "KILLED")
     if stale:
-        log.info("marked %d abandoned run(s) of the earlier attempt KILLED", len(stale))
+        log.info("marked %d abandoned run(s) KILLED (%s)", len(stale), reason)
 
 
 def close_sweep(aborted: bool) -> None:
@@ -159,6 +181,8 @@ def close_sweep(aborted: bool) -> None:
 
     client = MlflowClient()
     experiment_id = client.get_run(parent).info.experiment_id
+    if aborted:  # the jobs of workers stopped with the sweep (the default launcher's)
+        _end_abandoned_jobs(client, experiment_id, parent, "the sweep was stopped")
     children = client.search_runs(
         [experiment_id], filter_string=f"{tag_column(PARENT_RUN)} = '{parent}'"
     )
@@ -188,5 +212,18 @@ def job_failed(cfg: TrainConfig | None, failure: Exception) -> float:
     if cfg is not None:
         record_failure(cfg, failure)
     state.job_failures += 1  # counted here too: a sweep may have no store
+    _mark_failed()
     log.error("job failed (%s: %s); the sweep goes on", type(failure).__name__, failure)
     return float("nan")
+
+
+def _mark_failed() -> None:
+    """Leave this job's mark in its sweep's folder (the CLI of the sweep counts them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    folder = Path(hydra.sweep.dir) / FAILED_MARKS
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(hydra.job.num)).touch()

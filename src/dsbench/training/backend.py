@@ -19,6 +19,27 @@ def set_backend(backend: str) -> None:
         os.environ["KERAS_BACKEND"] = backend
 
 
+# Each pool a job's training may start threads in, and the variable that sizes it; read when
+# the library first starts (TensorFlow's runtime, OpenMP, OpenBLAS, MKL).
+THREAD_VARIABLES = (
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+
+
+def limit_threads(threads: int) -> None:
+    """Let this process's training use `threads` threads: before TensorFlow starts (a worker
+    of a sweep trains every job it runs with the same layout). Measured here: TensorFlow on
+    one thread uses one core (its pools and oneDNN's OpenMP). XLA on a CPU (the JAX backend)
+    takes no thread count: JAX 0.10 used both cores of this machine with its multi-threaded
+    Eigen flag off, so a JAX job on a CPU is not limited."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+
+
 def select_backend(backend: str) -> None:
     """Set the Keras backend and check that it can run; before Keras is first imported."""
     module = BACKEND_MODULES[backend]

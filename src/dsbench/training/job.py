@@ -14,14 +14,22 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from dsbench.config import TrainConfig, validate
+from dsbench.config import AUTO, TrainConfig, gpu_visible, sweep_layout, usable_cores, validate
 from dsbench.data.registry import DatasetInfo, get_info
 from dsbench.data.splits import check_sizes
 from dsbench.errors import DsbenchError
 from dsbench.model.layers import LayerSpec, Shape
 from dsbench.model.plan import Plan, count_params, flops_per_image, plan_from_config, trace
-from dsbench.tracking.recorder import run_name
+from dsbench.tracking.recorder import in_sweep, run_name
 from dsbench.tracking.store import bound_retries, check_store
+
+
+@dataclass(frozen=True)
+class Share:
+    """How a job shares the machine: its speed columns mean this."""
+
+    threads: int  # threads it may use (a single run: every usable core)
+    jobs: int | None  # jobs of its sweep at once on the machine, itself included; None: unknown
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class Job:
     shapes: list[tuple[str, LayerSpec, Shape]]  # each layer's predicted output shape
     params: int  # predicted; the Keras model's own count is what a run logs
     flops: int  # forward FLOPs of one image (multiply-adds × 2)
+    share: Share
 
     @property
     def name(self) -> str:
@@ -59,6 +68,7 @@ def make_job(cfg: DictConfig | TrainConfig, schema: type = TrainConfig, store: b
         trace(plan, info.image_shape),
         count_params(plan, info.image_shape),
         flops_per_image(plan, info.image_shape),
+        machine_share(checked),
     )
     if store and checked.tracking.enabled and not checked.dry_run:
         bound_retries(checked.tracking.retry_seconds)
@@ -93,6 +103,31 @@ def check_fits(cfg: TrainConfig, info: DatasetInfo) -> None:
             f"trainer.batch_size={batch} is larger than the {subset} training examples: the "
             f"device loop would train no step; use at most {subset}"
         )
+
+
+def machine_share(cfg: TrainConfig) -> Share:
+    """The threads and company of this job. A single run has every core to itself; a job of
+    a sweep under the default launcher (hydra/launcher=cores) gets the sweep layout's share.
+    Under another launcher the launcher decides how many run at once (joblib: its n_jobs),
+    and a job limits its threads only where sweep.threads_per_job says so."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cores = usable_cores()
+    if not in_sweep():
+        return Share(cores, 1)
+    hydra = HydraConfig.get()
+    launcher = hydra.runtime.choices.get("hydra/launcher")
+    accelerator = cfg.trainer.backend == "jax" and gpu_visible()
+    jobs, threads = sweep_layout(cfg.sweep.jobs, cfg.sweep.threads_per_job, cores, accelerator)
+    if launcher == "cores":
+        return Share(threads, jobs)
+    own = threads if cfg.sweep.threads_per_job != AUTO else cores
+    if launcher == "basic":
+        return Share(own, 1)
+    n_jobs = hydra.launcher.get("n_jobs")
+    if launcher == "joblib" and isinstance(n_jobs, int):
+        return Share(own, cores if n_jobs < 0 else n_jobs)
+    return Share(own, None)
 
 
 def dry_run_line(job: Job) -> str:

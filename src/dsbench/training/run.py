@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from dsbench import hooks
-from dsbench.config import flatten
+from dsbench.config import flatten, usable_cores
 from dsbench.contract import Metric, Tag
 from dsbench.data.preprocess import springenberg_preprocess
 from dsbench.data.splits import Splits, load_splits
@@ -24,7 +24,7 @@ from dsbench.errors import Diverged
 from dsbench.model.plan import model_name, shape_table
 from dsbench.provenance import git_commit
 from dsbench.tracking import recorder as tracking
-from dsbench.training.backend import device, select_backend, set_backend
+from dsbench.training.backend import device, limit_threads, select_backend, set_backend
 from dsbench.training.job import Job
 from dsbench.training.timing import Fitted, steps_per_epoch
 
@@ -46,6 +46,8 @@ def train(job: Job, output_dir: Path | None = None) -> dict[str, float]:
 
 def load_data(job: Job) -> Splits:
     """The job's splits, preprocessed as the config asks."""
+    if job.share.threads < usable_cores():  # a job of a sweep, beside others
+        limit_threads(job.share.threads)  # before TensorFlow starts (TFDS may start it)
     set_backend(job.cfg.trainer.backend)  # before TFDS may import Keras through TensorFlow
     splits = load_splits(job.cfg.dataset)
     if job.cfg.dataset.preprocess == "gcn_zca":
@@ -74,6 +76,8 @@ def run_tags(job: Job, splits: Splits) -> dict[str, Any]:
         Tag.DEVICE: device(),
         Tag.DATA_SOURCE: splits.source,
         Tag.GIT_COMMIT: git_commit(),
+        Tag.THREADS: job.share.threads,
+        **({Tag.JOBS_AT_ONCE: job.share.jobs} if job.share.jobs is not None else {}),
         **hooks.run_tags(job.cfg),
     }
 
