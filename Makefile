@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # Official archives (MNIST IDX .gz, CIFAR binary .tar.gz), one folder per dataset; TFDS
 # prepares offline from them too. On this project's machines they are in ../shared/data.
-DSBENCH_DATA ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
+DSBENCH_DATA ?= $(abspath $(if $(wildcard ../shared/data/mnist),../shared/data,data))
 export DSBENCH_DATA
 ARGS   ?=
 HOST   ?= 127.0.0.1
