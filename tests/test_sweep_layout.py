@@ -4,6 +4,7 @@ with every core. Each run records its threads and how many jobs ran at once."""
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -105,3 +106,27 @@ def test_a_failed_job_in_a_worker_is_counted_without_a_store(
     assert out.returncode == 1, out.stderr[-3000:]
     assert "1 job(s) of the sweep failed" in out.stderr
     assert [p.name for p in (tmp_path / "sweep" / ".failed").iterdir()] == ["0"]
+
+
+@pytest.mark.slow
+def test_the_sweep_bench_runs_both_layouts(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make bench-sweep` at a tiny size: both layouts run as real sweeps and the table says
+    how each shared the machine (the ratio itself is the bench's, not a test's)."""
+    monkeypatch.setenv("DSBENCH_DATA", str(shared_data))  # the sweeps run in their own folders
+    out = dsbench(
+        "tools.sweep_speed",
+        "models=[convnet]",
+        "images={convnet: 512}",
+        "epochs=1",
+        "repeats=1",
+        f"out_dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (table,) = tmp_path.glob("sweep-*.md")
+    text = table.read_text()
+    cores = usable_cores()
+    assert re.search(rf"\| convnet +\| one at a time +\| +4 \| 1 × {cores} ", text), text
+    assert re.search(rf"\| convnet +\| laid out +\| +4 \| {cores} × 1 ", text), text
