@@ -289,6 +289,23 @@ def _row(
     }
 
 
+def write_report(
+    out_dir: Path, name: str, rows: list[dict[str, Any]], rounded: dict[str, int], head: list[str]
+) -> Path:
+    """A bench's table: `<name>.csv` (every digit) and `<name>.md` (the `head` lines, then the
+    table rounded as `rounded` says), printed too."""
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / f"{name}.csv", index=False)
+    text = "\n".join([*head, "", table.round(rounded).to_markdown(index=False), ""])
+    path = out_dir / f"{name}.md"
+    path.write_text(text)
+    print(text)
+    return path
+
+
 def device_name() -> str:
     """A file name for the machine: the GPU's kind, or the CPU's core count."""
     if has_gpu():

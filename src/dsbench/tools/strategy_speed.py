@@ -36,7 +36,13 @@ from dsbench.model.downsample import STRATEGIES
 from dsbench.model.heads import HEADS
 from dsbench.model.plan import lookup
 from dsbench.provenance import produced_by
-from dsbench.tools.bench import compose_job, device_name, suite_backend, suite_overrides
+from dsbench.tools.bench import (
+    compose_job,
+    device_name,
+    suite_backend,
+    suite_overrides,
+    write_report,
+)
 from dsbench.training.backend import select_backend
 
 log = logging.getLogger(__name__)
@@ -162,43 +168,28 @@ def rows_from(measured: dict[Job, list[dict[str, float]]]) -> list[dict[str, Any
 
 def write(rows: list[dict[str, Any]], bench: StrategySpeedConfig, command: str) -> Path:
     import keras
-    import pandas as pd
 
-    out_dir = Path(bench.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = f"strategies-{device_name()}-{keras.backend.backend()}"
-    table = pd.DataFrame(rows)
-    table.to_csv(out_dir / f"{name}.csv", index=False)
-    shown = table.round(
-        {
-            Metric.TRAIN_IMAGES_PER_SEC: 0,
-            "train_vs_max": 2,
-            Metric.INFERENCE_IMAGES_PER_SEC: 0,
-            "inference_vs_max": 2,
-            "mflops": 2,
-        }
-    )
-    text = "\n".join(
-        [
-            f"# What each downsampling costs in time: {bench.model} on {bench.dataset}-shaped "
-            f"images, {name.removeprefix('strategies-')}",
-            "",
-            produced_by(f"`{command}`", "keras", keras.backend.backend()),
-            f"Every strategy × head trained {bench.epochs} epochs of {bench.images:,} random "
-            f"images (batch {bench.batch_size}; the first epoch not counted) in each of "
-            f"{bench.repeats} rounds, every second round in reverse order; inference on "
-            f"{bench.test_images:,} images after a warm-up batch. `vs max`: the median over "
-            "rounds of the round's ratio to max pooling with the same head (> 1: faster). "
-            "`train_rounds`: each round's training img/s.",
-            "",
-            shown.to_markdown(index=False),
-            "",
-        ]
-    )
-    path = out_dir / f"{name}.md"
-    path.write_text(text)
-    print(text)
-    return path
+    rounded = {
+        Metric.TRAIN_IMAGES_PER_SEC: 0,
+        "train_vs_max": 2,
+        Metric.INFERENCE_IMAGES_PER_SEC: 0,
+        "inference_vs_max": 2,
+        "mflops": 2,
+    }
+    head = [
+        f"# What each downsampling costs in time: {bench.model} on {bench.dataset}-shaped "
+        f"images, {name.removeprefix('strategies-')}",
+        "",
+        produced_by(f"`{command}`", "keras", keras.backend.backend()),
+        f"Every strategy × head trained {bench.epochs} epochs of {bench.images:,} random "
+        f"images (batch {bench.batch_size}; the first epoch not counted) in each of "
+        f"{bench.repeats} rounds, every second round in reverse order; inference on "
+        f"{bench.test_images:,} images after a warm-up batch. `vs max`: the median over "
+        "rounds of the round's ratio to max pooling with the same head (> 1: faster). "
+        "`train_rounds`: each round's training img/s.",
+    ]
+    return write_report(Path(bench.out_dir), name, rows, rounded, head)
 
 
 ConfigStore.instance().store(name="strategy_speed_schema", node=StrategySpeedConfig)

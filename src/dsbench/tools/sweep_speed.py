@@ -33,7 +33,7 @@ from dsbench import cli, config
 from dsbench.contract import Metric, Tag
 from dsbench.errors import DsbenchError
 from dsbench.provenance import produced_by
-from dsbench.tools.bench import device_name
+from dsbench.tools.bench import device_name, write_report
 
 log = logging.getLogger(__name__)
 
@@ -172,37 +172,23 @@ def rows_from(
 
 
 def write(rows: list[dict[str, Any]], bench: SweepSpeedConfig, command: str) -> Path:
-    import pandas as pd
-
-    out_dir = Path(bench.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = f"sweep-{device_name()}"
-    table = pd.DataFrame(rows)
-    table.to_csv(out_dir / f"{name}.csv", index=False)
-    shown = table.round({"wall s": 1, "job train img/s": 0, "vs one at a time": 2})
-    text = "\n".join(
-        [
-            f"# A sweep laid out for the cores vs one job at a time: {name.removeprefix('sweep-')}",
-            "",
-            produced_by(f"`{command}`", "keras", "tensorflow"),
-            f"Each model's grid (strategies × seeds) ran as a real sweep of {bench.epochs}-epoch "
-            "jobs on a subset of the real training set, with the studies' shift evaluation, "
-            "into a fresh sqlite store, once one job at a time "
-            "(`sweep.jobs=1`, every core for each job) and once with the default layout, in "
-            f"each of {bench.repeats} rounds (every second round the other layout first). "
-            "`wall s`: the whole command (start-up, every job, the end-of-sweep analysis), "
-            "median over rounds. `vs one at a time`: the median over rounds of the round's "
-            "wall-time ratio (< 1: the layout is faster). `job train img/s`: one job's steady "
-            "rate, lower side by side, since jobs share the cores.",
-            "",
-            shown.to_markdown(index=False),
-            "",
-        ]
-    )
-    path = out_dir / f"{name}.md"
-    path.write_text(text)
-    print(text)
-    return path
+    rounded = {"wall s": 1, "job train img/s": 0, "vs one at a time": 2}
+    head = [
+        f"# A sweep laid out for the cores vs one job at a time: {name.removeprefix('sweep-')}",
+        "",
+        produced_by(f"`{command}`", "keras", "tensorflow"),
+        f"Each model's grid (strategies × seeds) ran as a real sweep of {bench.epochs}-epoch "
+        "jobs on a subset of the real training set, with the studies' shift evaluation, "
+        "into a fresh sqlite store, once one job at a time "
+        "(`sweep.jobs=1`, every core for each job) and once with the default layout, in "
+        f"each of {bench.repeats} rounds (every second round the other layout first). "
+        "`wall s`: the whole command (start-up, every job, the end-of-sweep analysis), "
+        "median over rounds. `vs one at a time`: the median over rounds of the round's "
+        "wall-time ratio (< 1: the layout is faster). `job train img/s`: one job's steady "
+        "rate, lower side by side, since jobs share the cores.",
+    ]
+    return write_report(Path(bench.out_dir), name, rows, rounded, head)
 
 
 ConfigStore.instance().store(name="sweep_speed_schema", node=SweepSpeedConfig)
