@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from dsbench import cli, config
 from dsbench.contract import Metric, Tag
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, unknown
 from dsbench.provenance import produced_by
 from dsbench.tools.bench import device_name, write_report
 
@@ -71,9 +71,7 @@ class SweepSpeedConfig:
     def __post_init__(self) -> None:
         for name in self.models:
             if name not in GRIDS:
-                raise DsbenchError(
-                    f"unknown model {name!r} for the sweep bench; choose from: {', '.join(GRIDS)}"
-                )
+                raise unknown("sweep bench model", name, GRIDS)
             if self.images.get(name, 0) < 1:
                 raise DsbenchError(f"images.{name} must be >= 1, got {self.images.get(name)}")
         for key in ("epochs", "repeats"):
