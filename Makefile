@@ -6,7 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # Official archives (MNIST IDX .gz, CIFAR binary .tar.gz), one folder per dataset; TFDS
 # prepares offline from them too. On this project's machines they are in ../shared/data.
-DSBENCH_DATA ?= $(abspath $(if $(wildcard ../shared/data/mnist),../shared/data,data))
+# (.data: where a GPU machine set up from carried files has them, docs/bench.md.)
+DSBENCH_DATA ?= $(abspath $(or $(if $(wildcard ../shared/data/mnist),../shared/data),$(if $(wildcard .data/mnist),.data),data))
 export DSBENCH_DATA
 ARGS   ?=
 HOST   ?= 127.0.0.1
@@ -15,10 +16,10 @@ PORT   ?= 5000
 # default, dsbench.config.default_store_uri, asked only by the targets that need it).
 STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(default_store_uri())')
 
-.PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-strategies bench-sweep bench-analysis ui server screenshots describe docs clean
+.PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-strategies bench-sweep gpu-check bench-analysis ui server screenshots describe docs clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 # System packages come from Debian: python3-venv, chromium + its driver for the UI test, and
 # PostgreSQL for the tracking-server test (a database behind `make server`).
@@ -83,6 +84,13 @@ bench-strategies:  ## what each downsampling costs in time: every strategy × he
 
 bench-sweep:  ## a sweep laid out for the cores vs one job at a time, side by side → results/bench/sweep-<machine>.md; ARGS=
 	$(PY) -m dsbench.tools.sweep_speed $(ARGS)
+
+# A GPU machine with JAX and PyTorch but no .venv runs the suite from wheels carried in .whl/
+# (docs/bench.md): .whl/env.sh installs them and puts src/ on the system Python's path.
+RUN_PY = $(if $(wildcard $(PY)),$(PY),source .whl/env.sh && python3)
+DEVICE ?= gpu
+gpu-check:  ## the GPU path in minutes: JAX fast path vs the PyTorch bf16 loop, a 2-job sweep + analysis → results/bench/<gpu>-jax.md (DEVICE=cpu: tiny, on the CPU)
+	$(RUN_PY) -m dsbench.tools.gpu_check device=$(DEVICE) $(ARGS)
 
 bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL; devtools/analysis_scale.py) → results/bench/analysis-scale.md
 	$(PY) -m devtools.analysis_scale $(ARGS)

@@ -59,7 +59,7 @@ def test_bench_rejects_an_unknown_model(tmp_path: Path) -> None:
     out = dsbench("tools.bench", "models=[resnet]", f"out_dir={tmp_path}", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
-        "dsbench: error: unknown bench model 'resnet'; choose from: mnist_convnet, allcnn_c"
+        "dsbench: error: unknown bench model 'resnet'; choose one of: mnist_convnet, allcnn_c"
     )
 
 

@@ -189,3 +189,26 @@ def test_a_sweep_checks_the_store_once_per_job(shared_data: Path, tmp_path: Path
         time.sleep(1)  # the server writes its access log as it answers; let it catch up
         checks = log.read_text().count('"GET /health ') - before
     assert checks == 1 + 2, log.read_text()[-3000:]
+
+
+def test_a_sqlite_store_keeps_its_artifacts_beside_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's default artifact root is ./mlruns of the folder the command ran in: a study's
+    store kept outside the work tree would leave its artifacts in the work tree."""
+    import mlflow
+
+    from dsbench.config import TrackingConfig
+    from dsbench.tracking.store import open_experiment
+
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    tracking = TrackingConfig(uri=f"sqlite:///{store / 'study.db'}", experiment="my study/1")
+    experiment_id = open_experiment(tracking)
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_text("x", "note.txt")
+    assert list(elsewhere.iterdir()) == []
+    assert len(list((store / "mlruns" / "my-study-1").glob("*/artifacts/note.txt"))) == 1
+    assert open_experiment(tracking) == experiment_id  # found again, not created twice

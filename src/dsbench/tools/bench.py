@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from omegaconf import DictConfig
 
 from dsbench import cli, config
 from dsbench.contract import Metric
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, unknown
 from dsbench.provenance import produced_by
 from dsbench.training.backend import has_gpu, select_backend
 from dsbench.training.job import Job, make_job
@@ -56,6 +57,7 @@ MODELS = {  # name → overrides of conf/train.yaml
     "allcnn_c": ["dataset=cifar10", "model=springenberg_c", "downsample=conv"],
 }
 FAST_PATH = ["trainer.backend=jax", "trainer.precision=mixed_bfloat16", "trainer.loop=device"]
+VARIANTS = ("suite", "no_tracking", "keras_fit", "torch_loop")
 TABLE3 = {"models": 12, "epochs": 350, "images": 50_000}  # Springenberg 2015, CIFAR-10
 
 
@@ -69,6 +71,8 @@ class BenchConfig:
     repeats: int = 3  # interleaved rounds of every variant
     steps_per_execution: int = 16  # suite, device loop: training steps per dispatch
     suite: list[str] = field(default_factory=list)  # overrides of the suite's runs
+    # Of VARIANTS, those to measure (torch_loop where PyTorch is installed and `torch` is on).
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     torch: bool = True  # the hand-written PyTorch loop too, where PyTorch is installed
     real_epoch: bool = True  # plus one epoch of real MNIST through the suite
     # The real MNIST archives, for the one real-data epoch: $DSBENCH_DATA/mnist, else data/mnist.
@@ -78,9 +82,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         for name in self.models:
             if name not in MODELS:
-                raise DsbenchError(
-                    f"unknown bench model {name!r}; choose from: {', '.join(MODELS)}"
-                )
+                raise unknown("bench model", name, MODELS)
+        for name in self.variants:
+            if name not in VARIANTS:
+                raise unknown("bench variant", name, VARIANTS)
         for key in ("batch_size", "epochs", "repeats", "steps_per_execution"):
             if getattr(self, key) < 1:
                 raise DsbenchError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -94,16 +99,17 @@ class BenchConfig:
 CPU_IMAGES = {"mnist_convnet": 32768, "allcnn_c": 2048}
 
 
-def compose_job(overrides: list[str]) -> Job:
-    """A training job as `python -m dsbench.train <overrides>` would compose and check it."""
+def compose_job(overrides: list[str], store: bool = True) -> Job:
+    """A training job as `python -m dsbench.train <overrides>` would compose and check it
+    (its tracking store too, unless `store` is false: the job only describes a model)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     config.register()
     if GlobalHydra.instance().is_initialized():  # inside this module's own Hydra app
-        return make_job(compose("train", overrides=overrides))
+        return make_job(compose("train", overrides=overrides), store=store)
     with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-        return make_job(compose("train", overrides=overrides))
+        return make_job(compose("train", overrides=overrides), store=store)
 
 
 def _median(values: list[float]) -> float:
@@ -223,14 +229,17 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
     for name in bench.models:
         images = bench.images or (50_000 if gpu else CPU_IMAGES[name])
         base = [*MODELS[name], *common, f"dataset.train_subset={images}"]
+        fit_job = compose_job([*base, *[o for o in overrides if "loop=" not in o]])
         variants = {
             "suite": compose_job([*base, *overrides]),
             "no_tracking": compose_job([*base, *overrides, "tracking.enabled=false"]),
-            "keras_fit": compose_job([*base, *[o for o in overrides if "loop=" not in o]]),
+            "keras_fit": fit_job,
+            "torch_loop": fit_job,  # the same trainer settings as bare fit
         }
-        if with_torch:
-            loop.check(variants["keras_fit"].cfg.trainer)  # before anything trains
-            variants["torch_loop"] = variants["keras_fit"]
+        if with_torch and "torch_loop" in bench.variants:
+            loop.check(fit_job.cfg.trainer)  # before anything trains
+        wanted = [v for v in bench.variants if v != "torch_loop" or with_torch]
+        variants = {v: job for v, job in variants.items() if v in wanted}
         results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         names = list(variants)
         for round_ in range(bench.repeats):
@@ -246,7 +255,7 @@ def measure(bench: BenchConfig, store: str) -> list[dict[str, Any]]:
                     measured["images_per_sec"],
                 )
                 results[variant].append(measured)
-        flops = next(r[Metric.FLOPS_PER_IMAGE] for r in results["suite"])
+        flops = fit_job.flops
         for variant, measured in results.items():
             rows.append(_row(name, variant, images, bench.batch_size, flops, measured))
     if bench.real_epoch:
@@ -329,7 +338,7 @@ def table3_projection(rows: list[dict[str, Any]]) -> str:
     for model in ("springenberg_a", "springenberg_b", "springenberg_c"):
         for downsample in springenberg2015.VARIANTS:
             overrides = ["dataset=cifar10", f"model={model}", f"downsample={downsample}"]
-            flops += compose_job(overrides).flops
+            flops += compose_job(overrides, store=False).flops
     seconds = TABLE3["epochs"] * TABLE3["images"] * 3 * flops / (measured[0]["train_tflops"] * 1e12)
     return (
         f"Table-3 projection: {TABLE3['models']} models × {TABLE3['epochs']} epochs × "
@@ -344,28 +353,34 @@ def _round_ratio(rounds: dict[str, list[float]], a: str, b: str) -> float:
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[str]:
-    """suite / keras_fit, suite / no_tracking and suite / torch_loop: the median over rounds
-    of each round's ratio (the variants of one round ran minutes apart, so a slow phase of the
-    machine cancels)."""
+    """suite / keras_fit, suite / no_tracking and suite / torch_loop, of those measured: the
+    median over rounds of each round's ratio (the variants of one round ran minutes apart, so
+    a slow phase of the machine cancels)."""
     lines = []
     for model in dict.fromkeys(r["model"] for r in rows):
         rounds = {r["variant"]: r["rounds"] for r in rows if r["model"] == model}
-        if not {"suite", "keras_fit", "no_tracking"} <= set(rounds):
+        if "suite" not in rounds or len(rounds) < 2:
             continue
-        torch = (
-            f"{_round_ratio(rounds, 'suite', 'torch_loop'):.3f}"
-            if "torch_loop" in rounds
-            else "– (not measured: PyTorch is not installed, or torch=false)"
-        )
-        lines.append(
-            f"{model}: suite / keras_fit = {_round_ratio(rounds, 'suite', 'keras_fit'):.3f}, "
-            f"suite / no_tracking = {_round_ratio(rounds, 'suite', 'no_tracking'):.3f}, "
-            f"suite / torch_loop = {torch}"
-        )
+        parts = [
+            f"suite / {other} = {_round_ratio(rounds, 'suite', other):.3f}"
+            for other in VARIANTS[1:]
+            if other in rounds
+        ]
+        if "torch_loop" not in rounds:
+            parts.append("suite / torch_loop = – (not measured: no PyTorch, or torch=false)")
+        lines.append(f"{model}: {', '.join(parts)}")
     return lines
 
 
-def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: list[str]) -> Path:
+def write(
+    rows: list[dict[str, Any]],
+    out_dir: Path,
+    command: str,
+    overrides: list[str],
+    title: str = "Training speed",
+    notes: Sequence[str] = (),
+) -> Path:
+    """`<out_dir>/<device>-<backend>.md` and `.csv`; `notes`: further lines after the table."""
     import keras
     import pandas as pd
 
@@ -385,7 +400,7 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: li
     setup = f"`{' '.join(overrides)}`" if overrides else "the defaults (TensorFlow, float32, fit)"
     text = "\n".join(
         [
-            f"# Training speed on {name}",
+            f"# {title} on {name}",
             "",
             produced_by(f"`{command}`", *libraries) + f" Keras backend: {keras.backend.backend()}.",
             f"The suite ran with {setup}; bare fit and the PyTorch loop in the same precision.",
@@ -404,6 +419,7 @@ def write(rows: list[dict[str, Any]], out_dir: Path, command: str, overrides: li
             *(f"- {line}" for line in ratios(rows)),
             f"- {table3_projection(rows)}",
             "",
+            *notes,
         ]
     )
     path = out_dir / f"{name}.md"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -37,6 +38,7 @@ def open_experiment(tracking: TrackingConfig) -> str:
     ready_store(tracking.uri)
     mlflow.set_tracking_uri(tracking.uri)
     try:
+        create_beside_store(tracking)
         experiment_id = mlflow.set_experiment(tracking.experiment).experiment_id
         if tracking.description:  # the note the MLflow UI shows above the runs
             mlflow.set_experiment_tag(DESCRIPTION, tracking.description.strip())
@@ -45,6 +47,28 @@ def open_experiment(tracking: TrackingConfig) -> str:
         raise store_error(
             e, f"cannot use MLflow experiment {tracking.experiment!r} at {redacted(tracking.uri)}"
         ) from None
+
+
+def create_beside_store(tracking: TrackingConfig) -> None:
+    """A new experiment of a sqlite store keeps its artifacts beside the store's file, in
+    `mlruns/<experiment>`: MLflow's default is `./mlruns` of whatever folder the command ran
+    in, which scatters one store's artifacts over the folders it was used from (a study's
+    store kept outside the work tree would put them in the work tree)."""
+    import mlflow
+
+    path = local_store(tracking.uri)
+    if not tracking.uri.startswith("sqlite:") or path is None:
+        return  # a server or database has its own artifact root; a folder store holds them
+    client = mlflow.MlflowClient()
+    if client.get_experiment_by_name(tracking.experiment) is not None:
+        return
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", tracking.experiment).strip("-.") or "experiment"
+    location = (path.resolve().parent / "mlruns" / folder).as_uri()
+    try:
+        client.create_experiment(tracking.experiment, artifact_location=location)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":  # another job of the sweep created it
+            raise
 
 
 # MLflow's error codes for a request that was wrong (a bad name, a deleted experiment): the
