@@ -17,10 +17,12 @@ from devtools.mlflow_ui import mlflow_ui
 from dsbench.analysis.load import histories, load_runs, search
 from dsbench.analysis.tables import comparison
 from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Metric, Tag, tag_column
+from dsbench.model.downsample import STRATEGIES
 
 pytestmark = pytest.mark.slow  # fills a store of a few hundred runs
 
-RUNS, EPOCHS = 240, 6  # 20 groups × 12 seeds; 240 > 2 bulk chunks of 100
+GROUPS = len(STRATEGIES) * 2  # strategy × head, as the generator fills them
+RUNS, EPOCHS = 240, 6  # 15 strategies × 2 heads × 8 seeds; 240 > 2 bulk chunks of 100
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_the_store_is_shaped_like_the_suites(store: str) -> None:
     runs = load_runs(store, EXPERIMENT)
     assert len(runs) == RUNS and set(runs["status"]) == {"FINISHED"}
     assert runs["sweep_id"].nunique() == 1  # one sweep parent, left out of the frame
-    assert runs.groupby(["downsample", "head"]).size().eq(RUNS // 20).all()
+    assert runs.groupby(["downsample", "head"]).size().eq(RUNS // GROUPS).all()
 
 
 @pytest.mark.parametrize("metric", [Metric.VAL_ACCURACY, Metric.LOSS])
@@ -103,7 +105,7 @@ def test_table_equals_the_runs_read_one_by_one(store: str) -> None:
         full = client.get_run(run.info.run_id)  # this run alone
         key = (full.data.tags[Tag.DOWNSAMPLE], full.data.tags[Tag.HEAD])
         by_group.setdefault(key, []).append(full.data.metrics[Metric.TEST_ERROR])
-    assert len(by_group) == len(table) == 20
+    assert len(by_group) == len(table) == GROUPS
     for key, errors in by_group.items():
         assert table.loc[key, "seeds"] == len(errors)
         assert table.loc[key, "test_error_mean"] == pytest.approx(np.mean(errors))

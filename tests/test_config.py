@@ -31,6 +31,7 @@ NOT_SCHEMA = {"defaults", "hydra"}
 def schemas() -> dict[str, type]:
     """conf/<name>.yaml → the schema its keys belong to."""
     from dsbench.tools.bench import BenchConfig
+    from dsbench.tools.gpu_check import GpuCheckConfig
     from dsbench.tools.strategy_speed import StrategySpeedConfig
     from dsbench.tools.sweep_speed import SweepSpeedConfig
 
@@ -39,6 +40,7 @@ def schemas() -> dict[str, type]:
         "base": config.TrainConfig,
         "bench": BenchConfig,
         "describe": config.DescribeConfig,
+        "gpu_check": GpuCheckConfig,
         "strategy_speed": StrategySpeedConfig,
         "sweep_speed": SweepSpeedConfig,
         "train": config.TrainConfig,

@@ -6,7 +6,7 @@ import numpy as np
 
 from dsbench.config import EvaluationConfig
 from dsbench.contract import Metric, shifted_accuracy
-from dsbench.training.evaluate import axis_shifts, evaluate_shifts, shift
+from dsbench.training.evaluate import axis_shifts, evaluate_shifts, roll, shift
 
 
 def test_shift_moves_pixels_and_fills_zero() -> None:
@@ -72,3 +72,25 @@ def test_seeded_metrics_repeat() -> None:
     a, b = evaluate_shifts(linear, x, y, cfg), evaluate_shifts(linear, x, y, cfg)
     a.pop(Metric.INFERENCE_IMAGES_PER_SEC), b.pop(Metric.INFERENCE_IMAGES_PER_SEC)  # timings differ
     assert a == b
+
+
+def test_circular_consistency_loses_nothing_at_the_border() -> None:
+    """Uniform images, classed by whether at least 70 % of their light is there: a circular
+    roll keeps every pixel (the APS protocol, 100 %); a zero-filled shift by (dy, dx) keeps
+    (12 − |dy|)(12 − |dx|) of 144 pixels, so two random shifts often disagree."""
+    x = np.full((300, 12, 12, 1), 100, np.uint8)
+    y = np.ones(300, int)
+
+    def by_light(images: np.ndarray) -> np.ndarray:
+        bright = images.reshape(len(images), -1).astype(float).sum(axis=1) > 0.7 * 14_400
+        return np.stack([~bright, bright], axis=1).astype(float)
+
+    m = evaluate_shifts(by_light, x, y, EvaluationConfig(shifts=[1], consistency_shift=4))
+    assert m[Metric.CIRCULAR_SHIFT_CONSISTENCY] == 1.0
+    assert m[Metric.SHIFT_CONSISTENCY] < 0.75
+
+
+def test_roll_wraps_pixels_around() -> None:
+    image = np.arange(9).reshape(1, 3, 3, 1)
+    rolled = roll(image, np.array([1]), np.array([-1]))
+    np.testing.assert_array_equal(rolled[0, :, :, 0], [[7, 8, 6], [1, 2, 0], [4, 5, 3]])

@@ -1,4 +1,4 @@
-"""The strategies beyond the baseline's pools and convolutions — blur, lp, mixed, s2d (`NEW`):
+"""The strategies beyond the baseline's pools and convolutions (`NEW`):
 values on hand-computed examples, gradients, parameter counts and FLOPs as their docstrings
 say, a bad knob on the command line, the JAX backend. (Their knobs' checks: test_config.py.)
 
@@ -25,15 +25,32 @@ from dsbench.frameworks.keras_model import build_keras, count_trainable, keras_l
 from dsbench.frameworks.summary import describe
 from dsbench.model.backbones import BACKBONES
 from dsbench.model.downsample import STRATEGIES, Slot
-from dsbench.model.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
+from dsbench.model.layers import (
+    BlurPool,
+    Conv,
+    HaarPool,
+    LayerSpec,
+    LipPool,
+    LpPool,
+    MixedPool,
+    PolyphasePool,
+    Pool,
+    SoftPool,
+    SpaceToDepth,
+    StochasticPool,
+)
 from dsbench.model.plan import count_params, flops_per_image, plan_model, trace
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = (28, 28, 1)
 CIFAR = (32, 32, 3)
-NEW = ("blur", "lp", "mixed", "s2d")
-# Every new strategy, and mixed with a learned α too: (name, extra config).
-VARIANTS = [(name, {}) for name in NEW] + [("mixed", {"alpha": 0.25, "learn_alpha": True})]
+NEW = ("blur", "lp", "mixed", "s2d", "softpool", "lip", "stochastic", "aps", "wavelet")
+# Every new strategy, and each with its other option: (name, extra config).
+VARIANTS = [(name, {}) for name in NEW] + [
+    ("mixed", {"alpha": 0.25, "learn_alpha": True}),
+    ("aps", {"aps_blur": True}),
+    ("wavelet", {"bands": "all"}),
+]
 
 # One channel, 4×4, a distinct maximum in every 2×2 window:
 #   windows (2×2, stride 2)   values        max   mean   mean of squares
@@ -46,6 +63,13 @@ MAX = [[5, 8], [6, 7]]
 AVG = [[2.75, 3.5], [3, 3]]
 # Two channels, 4×4: channel 0 holds 4·row + col, channel 1 the same + 100.
 GRID = np.stack([np.arange(16.0).reshape(4, 4), 100 + np.arange(16.0).reshape(4, 4)], -1)
+
+
+def soft(*window: float) -> float:
+    """SoftPool of one window, by its definition Σ eˣ·x / Σ eˣ (float64)."""
+    x = np.array(window, "float64")
+    return float((np.exp(x) * x).sum() / np.exp(x).sum())
+
 
 # name: (the layers, in order; the input; the output, worked out by hand).
 CASES: dict[str, tuple[tuple[LayerSpec, ...], np.ndarray, list]] = {
@@ -77,6 +101,27 @@ CASES: dict[str, tuple[tuple[LayerSpec, ...], np.ndarray, list]] = {
     # then the 3×3 blur at stride 2: rows (m0 + m1)/2 = 5.5 8 8 and (m1 + m2)/2 = 6 7 7.5
     # (row 3 reflects to row 1), then the same across.
     "blur_slot": ((Pool("max", 2, 1), BlurPool(3, 2)), X, [[6.75, 8.0], [6.5, 7.25]]),
+    # softmax-weighted mean Σ eˣ·x / Σ eˣ of each window, from its definition.
+    "softpool": (
+        (SoftPool(2, 2),),
+        X,
+        [[soft(1, 5, 3, 2), soft(2, 0, 8, 4)], [soft(0, 6, 4, 2), soft(1, 1, 3, 7)]],
+    ),
+    # Σ a² / Σ a of each window: 39/11, 84/14, 56/12, 60/12.
+    "stochastic_at_test": ((StochasticPool(2, 2),), X, [[39 / 11, 6], [56 / 12, 5]]),
+    # The phases x[dy::2, dx::2]: (0, 0) 1 2 0 1, ℓ2² 6; (0, 1) 5 0 6 1, 62; (1, 0) 3 8 4 3,
+    # 98; (1, 1) 2 4 2 7, 73: the (1, 0) phase is kept.
+    "aps": ((PolyphasePool(),), X, [[3, 8], [4, 3]]),
+    # (a + b + c + d)/2 of each 2×2 block: 2 × AVG.
+    "wavelet_ll": ((HaarPool("ll"),), X, [[5.5, 7], [6, 6]]),
+    # [[a, b], [c, d]] → LL (a+b+c+d)/2, LH (a−b+c−d)/2, HL (a+b−c−d)/2, HH (a−b−c+d)/2:
+    # top-left 1 5 / 3 2 → 5.5 −1.5 0.5 −2.5; top-right 2 0 / 8 4 → 7 3 −5 −1;
+    # bottom-left 0 6 / 4 2 → 6 −2 0 −4; bottom-right 1 1 / 3 7 → 6 −2 −4 2.
+    "wavelet_all": (
+        (HaarPool("all"),),
+        X,
+        [[[5.5, -1.5, 0.5, -2.5], [7, 3, -5, -1]], [[6, -2, 0, -4], [6, -2, -4, 2]]],
+    ),
     # out[i, j, (dy·2 + dx)·C + c] = x[2i + dy, 2j + dx, c] (TensorFlow's order).
     "s2d_order": (
         (SpaceToDepth(2),),
@@ -154,6 +199,14 @@ EXPECTED: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, int]] = {
     "mixed": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
     # + the 1×1 convs 4C → C (4·C² + C each).
     "s2d": ((13, 13, 32), (5, 5, 64), 55_402, 7_085_568),
+    "softpool": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    # + the logit convs, 3×3 "same" C → C (9·C² + C each) on 26×26×32 and 11×11×64: the
+    # params and FLOPs of convpool's extra convs.
+    "lip": ((13, 13, 32), (5, 5, 64), 81_002, 26_263_040),
+    "stochastic": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    # the four phases of 26 × 26 are 13 × 13; 11 × 11 is cropped to 10 × 10, phases 5 × 5.
+    "aps": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
+    "wavelet": ((13, 13, 32), (5, 5, 64), 34_826, 4_881_920),
 }
 
 
@@ -305,6 +358,91 @@ def test_layer_learned_alpha_gets_a_gradient() -> None:
     assert grad == pytest.approx(0.1875 * 13.75, rel=1e-5)
 
 
+def test_layer_aps_gradient_reaches_the_kept_phase_only() -> None:
+    grad = input_gradient(PolyphasePool(), X)[..., 0]
+    expected = np.zeros((4, 4))
+    expected[1::2, 0::2] = W[0, :, :, 0]  # the (1, 0) phase won (CASES["aps"])
+    np.testing.assert_array_equal(grad, expected)
+
+
+def test_layer_aps_output_of_a_circular_shift_is_a_circular_shift() -> None:
+    """Chaman & Dokmanić's property: rolling the input by any (dy, dx) rolls the output."""
+    x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")
+    layer = keras_layer(PolyphasePool(), "aps")
+    out = keras.ops.convert_to_numpy(layer(x))
+    for dy in range(-3, 4):
+        for dx in range(-3, 4):
+            moved = keras.ops.convert_to_numpy(layer(np.roll(x, (dy, dx), axis=(1, 2))))
+            assert any(
+                np.array_equal(np.roll(out, (a, b), axis=(1, 2)), moved)
+                for a in range(4)
+                for b in range(4)
+            ), (dy, dx)
+    # A fixed phase (stride-2 subsampling) is not: a roll by one pixel changes the values.
+    fixed = x[:, ::2, ::2]
+    rolled = np.roll(x, (1, 0), axis=(1, 2))[:, ::2, ::2]
+    assert not any(
+        np.array_equal(np.roll(fixed, (a, b), axis=(1, 2)), rolled)
+        for a in range(4)
+        for b in range(4)
+    )
+
+
+def test_layer_lip_with_zero_logit_weights_is_average_pooling() -> None:
+    x = np.random.default_rng(1).uniform(0, 5, (2, 9, 9, 4)).astype("float32")
+    for k, s, padding in ((2, 2, "valid"), (3, 2, "same")):  # convnet's, Springenberg's
+        lip = keras_layer(LipPool(k, s, padding), "lip")
+        lip.build(x.shape)
+        for weight in lip.trainable_weights:
+            weight.assign(np.zeros(weight.shape, "float32"))
+        avg = keras.layers.AveragePooling2D(k, s, padding)(x)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(lip(x)), keras.ops.convert_to_numpy(avg), rtol=1e-5
+        )
+
+
+def test_layer_softpool_is_stable_and_between_avg_and_max() -> None:
+    x = np.random.default_rng(2).uniform(0, 10, (1, 6, 6, 2)).astype("float32")
+    for k, s, padding in ((2, 2, "valid"), (3, 2, "same")):
+        out = keras.ops.convert_to_numpy(keras_layer(SoftPool(k, s, padding), "s")(x))
+        peak = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(k, s, padding)(x))
+        mean = keras.ops.convert_to_numpy(keras.layers.AveragePooling2D(k, s, padding)(x))
+        assert np.all(mean <= out + 1e-5) and np.all(out <= peak + 1e-5)
+    # e^1000 overflows any float; the softmax over each window does not.
+    big = run_layers((SoftPool(2, 2),), X * 1000)
+    np.testing.assert_allclose(big, as_image(MAX) * 1000, rtol=1e-6)
+
+
+def test_layer_stochastic_draws_each_activation_with_its_probability() -> None:
+    """One 2×2 window 1 2 / 3 4, drawn 40,000 times: p = 0.1, 0.2, 0.3, 0.4 (the
+    frequencies' standard error is at most 0.0025; the bound is 6 of them)."""
+    window = np.array([[1, 2], [3, 4]], "float32")[None, :, :, None]
+    layer = keras_layer(StochasticPool(2, 2), "st")
+    draws = keras.ops.convert_to_numpy(layer(np.repeat(window, 40_000, 0), training=True))
+    values, counts = np.unique(draws, return_counts=True)
+    assert list(values) == [1, 2, 3, 4]
+    np.testing.assert_allclose(counts / 40_000, [0.1, 0.2, 0.3, 0.4], atol=0.015)
+    # An all-zero (dead ReLU) window gives 0, in training and at test.
+    zeros = np.zeros((3, 2, 2, 1), "float32")
+    for training in (True, False):
+        assert not np.any(keras.ops.convert_to_numpy(layer(zeros, training=training)))
+
+
+def test_layer_wavelet_all_bands_keep_the_energy() -> None:
+    """The orthonormal Haar transform is a rotation of each 2×2 block: Σ bands² = Σ x²."""
+    x = np.random.default_rng(3).normal(size=(2, 6, 6, 3)).astype("float32")
+    bands = keras.ops.convert_to_numpy(keras_layer(HaarPool("all"), "h")(x))
+    np.testing.assert_allclose(
+        (bands**2).sum(axis=(1, 2, 3)), (x**2).sum(axis=(1, 2, 3)), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("name", ["aps", "wavelet"])
+def test_phase_strategies_refuse_a_stride_other_than_two(name: str) -> None:
+    with pytest.raises(DsbenchError, match=rf"downsample={name} subsamples by 2 .* stride is 3"):
+        plan_model(ModelConfig(), DownsampleConfig(name, stride=3), HeadConfig(), 10)
+
+
 # Parameters and FLOPs: exactly what each strategy's docstring says.
 
 
@@ -313,9 +451,12 @@ def widths(backbone: str) -> list[int]:
 
 
 def extra_params(name: str, cfg: dict, backbone: str) -> int:
-    """The docstrings' formulas: blur, lp, mixed 0; mixed learned 1 per slot; s2d 4C² + C."""
-    if name == "s2d":
+    """The docstrings' formulas: mixed learned 1 per slot; s2d and wavelet with all bands
+    4C² + C; lip 9C² + C; every other 0."""
+    if name == "s2d" or (name == "wavelet" and cfg.get("bands") == "all"):
         return sum(4 * c * c + c for c in widths(backbone))
+    if name == "lip":
+        return sum(9 * c * c + c for c in widths(backbone))
     if name == "mixed" and cfg.get("learn_alpha"):
         return len(widths(backbone))
     return 0
@@ -463,7 +604,7 @@ def test_saved_model_loads_without_custom_objects(tmp_path: Path) -> None:
 
 def variant_id(variant: tuple[str, dict]) -> str:
     name, cfg = variant
-    return name + ("-learn_alpha" if cfg.get("learn_alpha") else "")
+    return "-".join([name, *(f"{k}={v}" for k, v in cfg.items() if k != "alpha")])
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)

@@ -144,6 +144,9 @@ class DatasetConfig:
             )
 
 
+PADDING_MODES = ("zeros", "circular")
+
+
 @dataclass
 class ModelConfig:
     name: str = "convnet"
@@ -152,8 +155,21 @@ class ModelConfig:
     # Input adapter: zero-pad smaller images to pad_to × pad_to (28×28 MNIST → 32×32 for
     # the Springenberg backbones, so their maps are 32 → 16 → 8 → 6 as in the paper).
     pad_to: int | None = None
+    # Every conv's filters × width, rounded half up, at least 1 (the classifier's are the
+    # classes, never scaled): 0.25 makes Springenberg's 96/192 24/48, to fit a CPU.
+    width: float = 1.0
+    # How a "same" conv pads: zeros, or circular (the map wraps around; with APS and a GAP
+    # head a circular shift of the input cannot change the class).
+    padding_mode: str = "zeros"
 
     def __post_init__(self) -> None:
+        if not 0 < self.width < float("inf"):  # NaN fails this too
+            raise DsbenchError(f"model.width must be a number > 0, got {self.width}")
+        if self.padding_mode not in PADDING_MODES:
+            raise DsbenchError(
+                f"model.padding_mode must be one of {', '.join(PADDING_MODES)}, "
+                f"got {self.padding_mode!r}"
+            )
         if self.pad_to is not None:
             _positive("model.pad_to", self.pad_to)
         _dropout("model.input_dropout", self.input_dropout)
@@ -172,7 +188,9 @@ class DownsampleConfig:
     p: float = 3.0  # lp: the exponent; 1 = average of |x|, larger → closer to max
     alpha: float = 0.5  # mixed: weight of max in α·max + (1 − α)·avg (start value if learned)
     learn_alpha: bool = False  # mixed: learn α = sigmoid(w), 1 parameter per slot
-    filter_size: int = 3  # blur: side of the binomial filter, 2..5 (reflect padding)
+    filter_size: int = 3  # blur, aps with aps_blur: side of the binomial filter, 2..5
+    aps_blur: bool = False  # aps: the binomial blur at stride 1 before the phase choice
+    bands: str = "ll"  # wavelet: ll (the low-low band) | all (4 bands, then a 1×1 conv)
 
     def __post_init__(self) -> None:
         for key in ("window", "stride"):
@@ -193,10 +211,17 @@ class DownsampleConfig:
                 f"downsample.alpha must be in (0, 1) when downsample.learn_alpha is true "
                 f"(the start of sigmoid(w)), got {self.alpha}"
             )
+        if self.bands not in WAVELET_BANDS:
+            raise DsbenchError(
+                f"downsample.bands must be one of {', '.join(WAVELET_BANDS)}, got {self.bands!r}"
+            )
         if self.filter_size not in (2, 3, 4, 5):
             raise DsbenchError(
                 f"downsample.filter_size must be an integer in 2..5, got {self.filter_size}"
             )
+
+
+WAVELET_BANDS = ("ll", "all")
 
 
 @dataclass

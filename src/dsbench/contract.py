@@ -41,7 +41,12 @@ class Metric:
     BEST_EPOCH = "best_epoch"  # early stopping only: the epoch whose weights were evaluated
     PEAK_MEMORY_BYTES = "peak_memory_bytes"  # the device's peak, where the backend reports one
     INFERENCE_IMAGES_PER_SEC = "inference_images_per_sec"  # predict, after a warm-up batch
-    SHIFT_CONSISTENCY = "shift_consistency"  # Zhang 2019: same class under two random shifts
+    # Zhang 2019's protocol adapted to small images: the same class under two independent
+    # random shifts in [−k, k]², zero-filled (no larger image to crop from).
+    SHIFT_CONSISTENCY = "shift_consistency"
+    # The APS protocol (Chaman & Dokmanić 2021): the same class for x and a circular roll of
+    # x by a random offset in [−k, k]², nothing lost at the border.
+    CIRCULAR_SHIFT_CONSISTENCY = "circular_shift_consistency"
     SHIFTED_ACCURACY_PREFIX = "test_accuracy_shift"  # + k: accuracy with every image moved k px
 
 
@@ -78,6 +83,7 @@ FINAL_METRICS = (
     Metric.STOPPED_EPOCH,
     Metric.INFERENCE_IMAGES_PER_SEC,
     Metric.SHIFT_CONSISTENCY,
+    Metric.CIRCULAR_SHIFT_CONSISTENCY,
 )
 
 

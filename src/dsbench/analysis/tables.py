@@ -24,7 +24,8 @@ Column = tuple[str, float, bool]  # title, scale, lower is better
 # columns come the accuracies under every shift the runs evaluated (`shift_columns`).
 ACCURACY: dict[str, Column] = {
     Metric.TEST_ERROR: ("test error %", 100, True),
-    Metric.SHIFT_CONSISTENCY: ("shift consistency %", 100, False),
+    Metric.SHIFT_CONSISTENCY: ("shift consistency, zero fill %", 100, False),
+    Metric.CIRCULAR_SHIFT_CONSISTENCY: ("circular-shift consistency %", 100, False),
 }
 COST: dict[str, Column] = {
     Metric.PARAMS_TOTAL: ("params", 1, True),

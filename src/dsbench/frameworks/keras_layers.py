@@ -14,6 +14,13 @@ output sizes come from `dsbench.model.geometry`, the one place the formula is wr
 | LpPool       | lp       | Sermanet et al. 2012; Gulcehre et al. 2014 (learned-norm)       |
 | MixedPool    | mixed    | Lee et al. 2016, Generalizing Pooling Functions in CNNs         |
 | SpaceToDepth | s2d      | pixel unshuffle (Shi et al. 2016's sub-pixel shuffle reversed)  |
+| SoftPool     | softpool | Stergiou et al. 2021, Refining activation downsampling with SoftPool |
+| LipPool      | lip      | Gao et al. 2019, LIP: Local Importance-based Pooling            |
+| StochasticPool | stochastic | Zeiler & Fergus 2013, Stochastic Pooling                   |
+| PolyphasePool | aps     | Chaman & Dokmanić 2021, Truly shift-invariant CNNs              |
+| HaarPool     | wavelet  | Williams & Li 2018; Li et al. 2020, WaveCNet                    |
+
+CircularConv2D is a "same" conv whose map wraps around (`model.padding_mode=circular`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from keras import ops
 
 from dsbench.frameworks.builders import keras_builder
 from dsbench.model import layers as spec
-from dsbench.model.geometry import out_size, window_size
+from dsbench.model.geometry import out_size, total_padding, window_size
 
 # Rows of Pascal's triangle: the binomial low-pass filters of Zhang (2019), sizes 2..5.
 BINOMIAL = {2: (1, 1), 3: (1, 2, 1), 4: (1, 3, 3, 1), 5: (1, 4, 6, 4, 1)}
@@ -279,3 +286,286 @@ def _pool_shape(input_shape: tuple, k: int, s: int, padding: str) -> tuple:
         return None if m is None else window_size(m, k, s, padding)
 
     return n, size(h), size(w), c
+
+
+def windows(x: Any, k: int, s: int, padding: str, fill: float = 0.0) -> Any:
+    """(n, h, w, c) → (n, oh, ow, k², c): the k×k window of every output pixel, its pixels
+    in the order (dy, dx), under Keras' geometry (a "same" map is padded with `fill`, the
+    extra pixel at the end). Exact for any window and stride, overlapping ones included."""
+    _, h, w, _ = x.shape
+    oh, ow = window_size(h, k, s, padding), window_size(w, k, s, padding)
+    if padding == "same":
+        (pt, pb), (pl, pr) = (_same_pads(h, k, s), _same_pads(w, k, s))
+        x = ops.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    taps = [
+        x[:, dy : dy + s * (oh - 1) + 1 : s, dx : dx + s * (ow - 1) + 1 : s, :]
+        for dy in range(k)
+        for dx in range(k)
+    ]
+    return ops.stack(taps, axis=3)
+
+
+def _same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    total = total_padding(n, k, s, "same")
+    return total // 2, total - total // 2
+
+
+def weighted_mean(values: Any, logits: Any, valid: Any | None) -> Any:
+    """Σ softmax(logits)·values over each window (axis 3): stable for any logits, since the
+    softmax subtracts each window's largest; `valid` (1 inside the map, 0 on "same" padding)
+    keeps padded pixels out, as Keras' average pool does."""
+    if valid is not None:
+        logits = ops.where(valid > 0, logits, ops.full_like(logits, -1e9))
+    weights = ops.softmax(logits, axis=3)
+    return ops.sum(weights * values, axis=3)
+
+
+def _inside(x: Any, k: int, s: int, padding: str) -> Any | None:
+    """1 on the map's pixels, 0 on "same" padding, in windows(); None when nothing is padded."""
+    if padding != "same":
+        return None
+    return windows(ops.ones_like(x[:1, :, :, :1]), k, s, padding)
+
+
+class _WindowPool(keras.layers.Layer):
+    """A pool over Keras' window geometry: pool_size, strides, padding."""
+
+    def __init__(
+        self, pool_size: int = 2, strides: int = 2, padding: str = "valid", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return _pool_shape(input_shape, self.pool_size, self.strides, self.padding)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class SoftPool(_WindowPool):
+    """SoftPool: Σ eˣ·x / Σ eˣ over each window, per channel (Stergiou et al. 2021).
+
+    The reference divides two average pools of x·eˣ and eˣ, which overflows once x passes
+    ~88 in float32 (~11 in float16); here the weights are a softmax over each window's own
+    pixels, the same value computed stably. Padding of a "same" window is left out.
+    """
+
+    def call(self, x: Any) -> Any:
+        k, s, padding = self.pool_size, self.strides, self.padding
+        v = windows(x, k, s, padding)  # (n, oh, ow, k², c)
+        return weighted_mean(v, v, _inside(x, k, s, padding))
+
+
+@keras_builder(spec.SoftPool)
+def _soft_pool(s: spec.SoftPool, name: str) -> SoftPool:
+    return SoftPool(s.window, s.stride, s.padding, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class LipPool(_WindowPool):
+    """Local importance pooling: Σ x·e^G / Σ e^G over each window (Gao et al. 2019), with
+    G = 12·sigmoid(conv(x)), the paper's SimplifiedLIP logits (a k×k "same" conv C → C with
+    bias; the paper's instance norm is left out, as the backbones here have no norm).
+
+    Bounded logits keep e^G finite; the weights are a softmax over each window as in
+    SoftPool. With the conv's weights and bias at zero, G = 6 everywhere: average pooling.
+    """
+
+    COEFF = 12.0  # the reference's bound on the logits (sebgao/LIP, lip_resnet.py)
+
+    def __init__(
+        self,
+        pool_size: int = 2,
+        strides: int = 2,
+        padding: str = "valid",
+        logit_kernel: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(pool_size, strides, padding, **kwargs)
+        self.logit_kernel = logit_kernel
+
+    def build(self, input_shape: tuple) -> None:
+        self.logit_conv = keras.layers.Conv2D(
+            input_shape[-1], self.logit_kernel, padding="same", name="logits"
+        )
+        self.logit_conv.build(input_shape)
+
+    def call(self, x: Any) -> Any:
+        k, s, padding = self.pool_size, self.strides, self.padding
+        logits = self.COEFF * ops.sigmoid(self.logit_conv(x))  # (n, h, w, c), in (0, 12)
+        return weighted_mean(
+            windows(x, k, s, padding), windows(logits, k, s, padding), _inside(x, k, s, padding)
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "logit_kernel": self.logit_kernel}
+
+
+@keras_builder(spec.LipPool)
+def _lip_pool(s: spec.LipPool, name: str) -> LipPool:
+    return LipPool(s.window, s.stride, s.padding, s.logit_kernel, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class StochasticPool(_WindowPool):
+    """Stochastic pooling (Zeiler & Fergus 2013) of a map clipped at 0: pᵢ = aᵢ / Σa over
+    each window. Training: one aᵢ per window and channel, drawn with probability pᵢ (the
+    Gumbel-max trick: argmax of log pᵢ + Gumbel noise), so the gradient reaches the drawn
+    pixel only. Inference: the expectation Σ pᵢ·aᵢ = Σa² / Σa. An all-zero window gives 0.
+    Padding of a "same" window is 0, so it is never drawn and adds nothing.
+    """
+
+    def __init__(
+        self,
+        pool_size: int = 2,
+        strides: int = 2,
+        padding: str = "valid",
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(pool_size, strides, padding, **kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        a = windows(ops.relu(x), self.pool_size, self.strides, self.padding)  # (n, oh, ow, k², c)
+        total = ops.sum(a, axis=3, keepdims=True)
+        if not training:
+            return ops.sum(a * a, axis=3) / ops.maximum(ops.squeeze(total, 3), 1e-12)
+        u = keras.random.uniform(ops.shape(a), minval=1e-7, maxval=1.0, seed=self.seed_generator)
+        log_p = ops.where(a > 0, ops.log(ops.maximum(a, 1e-30)), ops.full_like(a, -1e9))
+        drawn = ops.argmax(log_p - ops.log(-ops.log(u)), axis=3)  # (n, oh, ow, c)
+        pick = ops.one_hot(drawn, ops.shape(a)[3], axis=3, dtype=a.dtype)
+        return ops.sum(ops.stop_gradient(pick) * a, axis=3)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras_builder(spec.StochasticPool)
+def _stochastic_pool(s: spec.StochasticPool, name: str) -> StochasticPool:
+    return StochasticPool(s.window, s.stride, s.padding, name=name)
+
+
+def phases(x: Any, padding: str) -> Any:
+    """(n, h, w, c) → (n, oh, ow, 4, c): the four stride-2 phases x[dy::2, dx::2] in the
+    order (dy, dx); an odd map is cropped ("valid") or zero-padded at the end ("same")."""
+    return windows(x, 2, 2, padding)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class PolyphasePool(keras.layers.Layer):
+    """Adaptive polyphase sampling (Chaman & Dokmanić 2021): of the four stride-2 phases,
+    keep the one with the largest ℓ2 norm over all its pixels and channels, per image (the
+    reference's `apspool.py`, p = 2). The choice is a constant for the gradient, which flows
+    through the kept phase only. A circular shift of the input by (dy, dx) makes the
+    winning phase that of (dy mod 2, dx mod 2): the output is a shift of the unshifted one.
+    """
+
+    def __init__(self, padding: str = "valid", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.padding = padding
+
+    def call(self, x: Any) -> Any:
+        y = phases(x, self.padding)  # (n, oh, ow, 4, c)
+        norms = ops.sum(ops.square(ops.cast(y, "float32")), axis=(1, 2, 4))  # (n, 4)
+        pick = ops.one_hot(ops.argmax(norms, axis=1), 4, dtype=y.dtype)  # (n, 4)
+        return ops.sum(ops.stop_gradient(pick)[:, None, None, :, None] * y, axis=3)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return _pool_shape(input_shape, 2, 2, self.padding)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras_builder(spec.PolyphasePool)
+def _polyphase_pool(s: spec.PolyphasePool, name: str) -> PolyphasePool:
+    return PolyphasePool(s.padding, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class HaarPool(keras.layers.Layer):
+    """One level of the orthonormal 2-D Haar transform over each 2×2 block [[a, b], [c, d]]:
+    LL = (a + b + c + d)/2, LH = (a − b + c − d)/2 (changes along a row), HL = (a + b − c −
+    d)/2 (down a column), HH = (a − b − c + d)/2. `bands="ll"` keeps LL (2 × the 2×2 mean);
+    "all" returns LL, LH, HL, HH as 4·C channels, in that order. An odd map is cropped or
+    zero-padded at the end as the slot's padding says.
+    """
+
+    def __init__(self, bands: str = "ll", padding: str = "valid", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bands = bands
+        self.padding = padding
+
+    def call(self, x: Any) -> Any:
+        y = phases(x, self.padding)  # (n, oh, ow, 4, c): a, b, c, d of each block
+        a, b, c, d = (y[:, :, :, i, :] for i in range(4))
+        ll = (a + b + c + d) / 2
+        if self.bands == "ll":
+            return ll
+        bands = [ll, (a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2]
+        return ops.concatenate(bands, axis=-1)  # (n, oh, ow, 4·c)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, c = _pool_shape(input_shape, 2, 2, self.padding)
+        return n, h, w, c if self.bands == "ll" else 4 * c
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "bands": self.bands, "padding": self.padding}
+
+
+@keras_builder(spec.HaarPool)
+def _haar_pool(s: spec.HaarPool, name: str) -> HaarPool:
+    return HaarPool(s.bands, s.padding, name=name)
+
+
+def circular_pad(x: Any, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
+    """Pad (before, after) rows and columns with the map's own opposite edges."""
+    for axis, (before, after) in ((1, rows), (2, cols)):
+        n = x.shape[axis]
+        parts = [x]
+        if before:
+            parts.insert(0, ops.take(x, list(range(n - before, n)), axis=axis))
+        if after:
+            parts.append(ops.take(x, list(range(after)), axis=axis))
+        x = ops.concatenate(parts, axis=axis) if len(parts) > 1 else x
+    return x
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class CircularConv2D(keras.layers.Conv2D):
+    """A "same" conv on a torus: the map is padded with its own opposite edges (as Keras
+    pads "same": the total, the extra pixel at the end), then convolved "valid". A circular
+    shift of the input then circularly shifts the output (stride 1) — the padding APS needs
+    for exact shift invariance (Chaman & Dokmanić 2021, their issue #5). Same output size,
+    weights and FLOPs as the zero-padded conv."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["padding"] = "valid"
+        super().__init__(*args, **kwargs)
+
+    def _pads(self, n: int, axis: int) -> tuple[int, int]:
+        total = total_padding(n, self.kernel_size[axis], self.strides[axis], "same")
+        return total // 2, total - total // 2
+
+    def call(self, x: Any) -> Any:
+        _, h, w, _ = x.shape
+        return super().call(circular_pad(x, self._pads(h, 0), self._pads(w, 1)))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        n, h, w, _ = input_shape
+
+        def size(m: int | None, axis: int) -> int | None:
+            return None if m is None else window_size(m, 1, self.strides[axis], "same")
+
+        return n, size(h, 0), size(w, 1), self.filters

@@ -52,6 +52,12 @@ def _augment(s: spec.Augment, name: str) -> Any:
 
 @keras_builder(spec.Conv)
 def _conv(s: spec.Conv, name: str) -> Any:
+    if s.padding_mode == "circular":
+        from dsbench.frameworks.keras_layers import CircularConv2D
+
+        return CircularConv2D(
+            s.filters, s.kernel, strides=s.stride, activation=s.activation, name=name
+        )
     return layers.Conv2D(
         s.filters, s.kernel, strides=s.stride, padding=s.padding, activation=s.activation, name=name
     )

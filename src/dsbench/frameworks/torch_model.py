@@ -68,6 +68,11 @@ def _pad(s: spec.Pad, x: Shape) -> Any:
 
 @torch_builder(spec.Conv)
 def _conv(s: spec.Conv, x: Shape) -> Any:
+    if s.padding_mode != "zeros":
+        raise DsbenchError(
+            f"the PyTorch loop pads convs with zeros only, not model.padding_mode="
+            f"{s.padding_mode}: bench with zeros, or with torch=false"
+        )
     pad = _same_padding(x[0], s.kernel, s.stride, s.padding)
     conv = nn.Conv2d(x[2], s.filters, s.kernel, stride=s.stride, padding=pad)
     return nn.Sequential(conv, nn.ReLU(inplace=True)) if s.activation == "relu" else conv

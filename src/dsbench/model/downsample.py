@@ -22,7 +22,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dsbench.config import DownsampleConfig
-from dsbench.model.layers import BlurPool, Conv, LayerSpec, LpPool, MixedPool, Pool, SpaceToDepth
+from dsbench.errors import DsbenchError
+from dsbench.model.layers import (
+    BlurPool,
+    Conv,
+    HaarPool,
+    LayerSpec,
+    LipPool,
+    LpPool,
+    MixedPool,
+    PolyphasePool,
+    Pool,
+    SoftPool,
+    SpaceToDepth,
+    StochasticPool,
+)
 
 
 @dataclass(frozen=True)
@@ -173,3 +187,73 @@ def space_to_depth(slot: Slot, cfg: DownsampleConfig) -> Fill:
     """
     b = cfg.stride or slot.stride
     return Fill((SpaceToDepth(b, slot.padding), Conv(slot.width, 1)))
+
+
+# The strategies of the literature since 2013, compared today on residual nets (docs/models.md).
+
+
+@strategy("softpool", "Σ eˣ·x / Σ eˣ over the window: a softmax-weighted mean, avg to max")
+def soft_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """SoftPool (Stergiou et al. 2021, "Refining activation downsampling with SoftPool"):
+    each activation weighs in by eˣ, so larger ones dominate without max's single winner,
+    and every activation gets a gradient. Computed per window as a softmax (stable for any
+    scale). Over max's window. Extra params: 0."""
+    k, s = _window(slot, cfg)
+    return Fill((SoftPool(k, s, slot.padding),))
+
+
+@strategy("lip", "Σ x·e^G / Σ e^G over the window, G a learned 3×3 conv (9·C² + C params)")
+def local_importance_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """LIP, local importance pooling (Gao et al. 2019): SoftPool with the weights' logits G
+    learned, G(x) = 12·sigmoid(conv3×3(x)) as the paper's SimplifiedLIP (bounded, so
+    e^G cannot overflow; without its instance norm, as the backbones here have none).
+    G ≡ constant is avg pooling; G = x is SoftPool. Over max's window. Extra params: the
+    logit conv, 9·C² + C, the same as convpool's conv."""
+    k, s = _window(slot, cfg)
+    return Fill((LipPool(k, s, slot.padding),))
+
+
+@strategy("stochastic", "one activation per window drawn with p ∝ a in training; Σ p·a at test")
+def stochastic_pool(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Stochastic pooling (Zeiler & Fergus 2013): a regulariser, since each training step
+    sees another activation of each window; at test the expectation Σ pᵢ·aᵢ, pᵢ = aᵢ/Σa.
+    Defined on non-negative maps: the slot follows a ReLU conv in every backbone, and the
+    layer clips at 0 to be sure. Over max's window. Extra params: 0."""
+    k, s = _window(slot, cfg)
+    return Fill((StochasticPool(k, s, slot.padding),))
+
+
+def _stride_two(name: str, slot: Slot, cfg: DownsampleConfig) -> None:
+    stride = cfg.stride or slot.stride
+    if stride != 2:
+        raise DsbenchError(
+            f"downsample={name} subsamples by 2 (four 2×2 phases), but the slot's stride is "
+            f"{stride}; use downsample.stride=2 or another strategy"
+        )
+
+
+@strategy("aps", "adaptive polyphase sampling: of the 4 stride-2 phases, the largest in ℓ2 norm")
+def adaptive_polyphase(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """APS (Chaman & Dokmanić 2021, "Truly shift-invariant convolutional neural networks"):
+    stride-2 subsampling that keeps whichever of the four phases has the largest ℓ2 norm,
+    so a circular shift of the input picks the shifted phase and the output only shifts
+    (exact with circular conv padding and circular shifts). With downsample.aps_blur, the
+    binomial blur (filter_size, at stride 1) first, as the paper's APS-LPF. The window is
+    not used (the phases are 2×2). Extra params: 0."""
+    _stride_two("aps", slot, cfg)
+    phases = PolyphasePool(slot.padding)
+    return Fill((BlurPool(cfg.filter_size, 1), phases) if cfg.aps_blur else (phases,))
+
+
+@strategy("wavelet", "Haar wavelet: the LL band (2 × the 2×2 mean), or all 4 bands + 1×1 conv")
+def haar_wavelet(slot: Slot, cfg: DownsampleConfig) -> Fill:
+    """Haar wavelet pooling (Williams & Li 2018; WaveCNet, Li et al. 2020): one level of
+    the orthonormal 2-D Haar transform keeps the low-low band, (a + b + c + d)/2 over each
+    2×2 block, 2 × the average (the factor is the transform's, kept so the band keeps the
+    map's energy). With downsample.bands=all, the four bands become 4·C channels and a
+    1×1 conv (ReLU) maps them back to C: an orthogonal rotation of s2d, with s2d's extra
+    params, 4·C² + C. The window is not used."""
+    _stride_two("wavelet", slot, cfg)
+    if cfg.bands == "ll":
+        return Fill((HaarPool("ll", slot.padding),))
+    return Fill((HaarPool("all", slot.padding), Conv(slot.width, 1)))

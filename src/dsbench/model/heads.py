@@ -15,29 +15,40 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dsbench.config import HeadConfig
-from dsbench.model.layers import Conv, Dense, Dropout, Flatten, GlobalAvgPool, LayerSpec, Softmax
+from dsbench.model.layers import (
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    LayerSpec,
+    Softmax,
+    scaled,
+)
 
-Head = Callable[[int, HeadConfig], list[LayerSpec]]
+# (classes, its config, model.width) → its layers; width scales hidden convs, never the
+# classifier's outputs.
+Head = Callable[[int, HeadConfig, float], list[LayerSpec]]
 
 
 def _dropout(cfg: HeadConfig) -> list[LayerSpec]:
     return [Dropout(cfg.dropout)] if cfg.dropout > 0 else []
 
 
-def flatten_dense(num_classes: int, cfg: HeadConfig) -> list[LayerSpec]:
+def flatten_dense(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[LayerSpec]:
     return [Flatten(), *_dropout(cfg), Dense(num_classes), Softmax()]
 
 
-def global_average(num_classes: int, cfg: HeadConfig) -> list[LayerSpec]:
+def global_average(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[LayerSpec]:
     # Linear 1×1 conv: its per-position scores are averaged into logits.
     return [*_dropout(cfg), Conv(num_classes, 1, activation=None), GlobalAvgPool(), Softmax()]
 
 
-def allconv(num_classes: int, cfg: HeadConfig) -> list[LayerSpec]:
+def allconv(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[LayerSpec]:
     return [
         *_dropout(cfg),
-        Conv(192, 3, padding="valid"),  # 8×8 → 6×6 in the paper's models
-        Conv(192, 1),
+        Conv(scaled(192, width), 3, padding="valid"),  # 8×8 → 6×6 in the paper's models
+        Conv(scaled(192, width), 1),
         Conv(num_classes, 1),
         GlobalAvgPool(),
         Softmax(),

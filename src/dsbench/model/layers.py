@@ -24,6 +24,11 @@ from dsbench.model.geometry import out_size, window_out
 Shape = tuple[int, ...]  # one image: (height, width, channels), or (features,) once flat
 
 
+def scaled(filters: int, width: float) -> int:
+    """A conv's filters at `model.width`: rounded half up, at least 1."""
+    return max(1, int(filters * width + 0.5))
+
+
 class Spec:
     """Defaults for a layer spec: it keeps the shape and costs no multiply-adds."""
 
@@ -51,6 +56,8 @@ class Conv(Spec):
     stride: int = 1
     padding: str = "valid"
     activation: str | None = "relu"
+    # "same" only: zeros, or circular (the map wraps around; same sizes, params and FLOPs).
+    padding_mode: str = "zeros"
 
     def output_shape(self, name: str, x: Shape) -> Shape:
         h, w, _ = x
@@ -82,6 +89,18 @@ class Pool(Spec):
             window_out(name, w, self.window, self.stride, self.padding),
             c,
         )
+
+
+class PoolGeometry(Spec):
+    """A pool over the subclass's `window`, `stride` and `padding` fields: max pooling's
+    output size (0 params and FLOPs unless the subclass says otherwise)."""
+
+    window: int
+    stride: int
+    padding: str
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
 
 
 @dataclass(frozen=True)
@@ -160,7 +179,7 @@ class BlurPool(Spec):
 
 
 @dataclass(frozen=True)
-class LpPool(Spec):
+class LpPool(PoolGeometry):
     """(mean over the window of |x|^p)^(1/p): p = 1 is avg of |x|, p → ∞ tends to max.
 
     Same geometry as Pool; 0 params, 0 FLOPs (a pool, as Pool counts).
@@ -171,12 +190,9 @@ class LpPool(Spec):
     stride: int
     padding: str = "valid"
 
-    def output_shape(self, name: str, x: Shape) -> Shape:
-        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
-
 
 @dataclass(frozen=True)
-class MixedPool(Spec):
+class MixedPool(PoolGeometry):
     """α·max + (1 − α)·avg over one window (Lee et al. 2016).
 
     Same geometry as Pool; 0 FLOPs (a pool). Params: 1 (the logit of α) with
@@ -188,9 +204,6 @@ class MixedPool(Spec):
     window: int
     stride: int
     padding: str = "valid"
-
-    def output_shape(self, name: str, x: Shape) -> Shape:
-        return Pool("max", self.window, self.stride, self.padding).output_shape(name, x)
 
     def params(self, x: Shape) -> int:
         return int(self.learn_alpha)  # the logit of α
@@ -215,6 +228,84 @@ class SpaceToDepth(Spec):
             window_out(name, w, self.block, self.block, self.padding),
             self.block * self.block * c,
         )
+
+
+@dataclass(frozen=True)
+class SoftPool(PoolGeometry):
+    """Σ eˣ·x / Σ eˣ over each window, per channel (Stergiou et al. 2021): a softmax-weighted
+    mean, between avg (all equal) and max (one much larger).
+
+    Same geometry as Pool; 0 params, 0 FLOPs (a pool, as Pool counts).
+    """
+
+    window: int
+    stride: int
+    padding: str = "valid"
+
+
+@dataclass(frozen=True)
+class LipPool(PoolGeometry):
+    """Σ x·e^G / Σ e^G over each window, G = 12·sigmoid(a 3×3 "same" conv of x, C → C)
+    (Gao et al. 2019's local importance pooling with its bounded logits); G ≡ const is avg.
+
+    Same geometry as Pool. Params and FLOPs: those of the logit conv on the input map,
+    9·C² + C and 2·9·C²·h·w.
+    """
+
+    window: int
+    stride: int
+    padding: str = "valid"
+    logit_kernel: int = 3
+
+    def flops(self, x: Shape) -> int:
+        return self._logits(x).flops(x)
+
+    def params(self, x: Shape) -> int:
+        return self._logits(x).params(x)
+
+    def _logits(self, x: Shape) -> Conv:
+        return Conv(x[2], self.logit_kernel, 1, "same", activation=None)
+
+
+@dataclass(frozen=True)
+class StochasticPool(PoolGeometry):
+    """Zeiler & Fergus 2013 on a ReLU map a ≥ 0: in training, one activation per window,
+    drawn with pᵢ = aᵢ / Σa; at test, Σ pᵢ·aᵢ. Same geometry as Pool; 0 params, 0 FLOPs.
+    """
+
+    window: int
+    stride: int
+    padding: str = "valid"
+
+
+@dataclass(frozen=True)
+class PolyphasePool(Spec):
+    """Adaptive polyphase sampling (Chaman & Dokmanić 2021): of the four stride-2 phases
+    x[dy::2, dx::2], the one with the largest ℓ2 norm over the whole map of each image.
+
+    An odd map follows `padding` as SpaceToDepth(2) does (valid drops the last row and
+    column, same zero-pads them), so every phase has the same size. 0 params, 0 FLOPs.
+    """
+
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return Pool("max", 2, 2, self.padding).output_shape(name, x)
+
+
+@dataclass(frozen=True)
+class HaarPool(Spec):
+    """One level of the orthonormal 2-D Haar transform over 2×2 blocks: the low-low band
+    (a + b + c + d)/2 = 2 × the 2×2 average, or `bands="all"`: LL, LH, HL, HH as 4·C
+    channels. Odd maps follow `padding` as SpaceToDepth(2). 0 params, 0 FLOPs (a pool).
+    """
+
+    bands: str = "ll"
+    padding: str = "valid"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        h, w, c = Pool("max", 2, 2, self.padding).output_shape(name, x)
+        return (h, w, c if self.bands == "ll" else 4 * c)
 
 
 @dataclass(frozen=True)
@@ -261,4 +352,9 @@ LayerSpec = (
     | LpPool
     | MixedPool
     | SpaceToDepth
+    | SoftPool
+    | LipPool
+    | StochasticPool
+    | PolyphasePool
+    | HaarPool
 )

@@ -17,7 +17,7 @@ from dsbench.errors import unknown
 from dsbench.model.backbones import BACKBONES
 from dsbench.model.downsample import STRATEGIES, Slot
 from dsbench.model.heads import HEADS
-from dsbench.model.layers import Augment, Dropout, LayerSpec, Pad, Rescale, Shape
+from dsbench.model.layers import Augment, Conv, Dropout, LayerSpec, Pad, Rescale, Shape, scaled
 
 Plan = list[tuple[str, LayerSpec]]
 T = TypeVar("T")
@@ -59,22 +59,29 @@ def plan_model(
     if input_dropout > 0:
         plan.append(("input_dropout", Dropout(input_dropout)))
     for i, block in enumerate(backbone.blocks, start=1):
+        convs = [replace(c, filters=scaled(c.filters, model.width)) for c in block.convs]
         slot = Slot(
-            block.convs[-1].filters,
+            convs[-1].filters,
             backbone.pool_window,
             backbone.pool_stride,
             backbone.pool_padding,
         )
         fill = strategy(slot, downsample)
-        convs = list(block.convs)
         if fill.stride_previous_conv:
             convs[-1] = replace(convs[-1], stride=2)
         plan += [(f"block{i}_conv{j}", conv) for j, conv in enumerate(convs, start=1)]
         plan += _named(f"block{i}_down", fill.layers)
         if slot_dropout > 0:
             plan.append((f"block{i}_dropout", Dropout(slot_dropout)))
-    plan += _named("head", make_head(num_classes, head))
-    return plan
+    plan += _named("head", make_head(num_classes, head, model.width))
+    return [(name, _padded(spec, model.padding_mode)) for name, spec in plan]
+
+
+def _padded(spec: LayerSpec, mode: str) -> LayerSpec:
+    """A "same" conv pads as model.padding_mode says (backbone, strategy and head alike)."""
+    if isinstance(spec, Conv) and spec.padding == "same" and spec.kernel > 1:
+        return replace(spec, padding_mode=mode)
+    return spec
 
 
 def plan_from_config(cfg: TrainConfig, image_shape: Shape, num_classes: int) -> Plan:

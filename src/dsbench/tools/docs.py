@@ -61,6 +61,7 @@ def versus(row: pd.Series) -> str:
 RESULT_METRICS = {
     Metric.TEST_ERROR: "{:.2f} ± {:.2f}",
     Metric.SHIFT_CONSISTENCY: "{:.2f} ± {:.2f}",
+    Metric.CIRCULAR_SHIFT_CONSISTENCY: "{:.2f} ± {:.2f}",
     Metric.STOPPED_EPOCH: "{:.0f}",
     Metric.PARAMS_TOTAL: "{:,.0f}",
     Metric.FLOPS_PER_IMAGE: "{:.2f}",

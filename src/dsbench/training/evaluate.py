@@ -3,9 +3,14 @@
 - `test_accuracy_shift{k}`: accuracy when every test image is shifted by k pixels in one of
   the four axis directions (chosen per image, seeded). Pixels shifted in are 0 (black for
   uint8 images; the mean for GCN/ZCA data).
-- `shift_consistency`: Zhang 2019 ("Making Convolutional Networks Shift-Invariant Again"):
-  the share of test images whose top-1 class is the same for two random shifts (dy, dx)
+- `shift_consistency`: Zhang 2019's protocol ("Making Convolutional Networks Shift-Invariant
+  Again") adapted to small images, which have no larger image to crop from: the share of
+  test images whose top-1 class is the same for two independent random shifts (dy, dx)
   drawn uniformly from [−k, k]², zero-filled as above. Seeded, so it is repeatable.
+- `circular_shift_consistency`: the APS protocol (Chaman & Dokmanić 2021): the share whose
+  top-1 class is the same for the image and for its circular roll by a random (dy, dx) in
+  [−k, k]², so no pixel is lost or invented at the border. With circular conv padding and
+  APS downsampling it is exactly 1.
 - `inference_images_per_sec`: prediction throughput on the unshifted test set, timed after
   a warm-up batch (the first prediction traces and compiles the model, which is not speed).
 """
@@ -34,6 +39,16 @@ def shift(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
     return out
 
 
+def roll(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Roll image i circularly by (dy[i], dx[i]) pixels (down, right positive)."""
+    return np.stack(
+        [
+            np.roll(im, (int(y), int(x)), axis=(0, 1))
+            for im, y, x in zip(images, dy, dx, strict=True)
+        ]
+    )
+
+
 def axis_shifts(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """k pixels up, down, left or right, one direction per image."""
     directions = np.array([(k, 0), (-k, 0), (0, k), (0, -k)])
@@ -60,5 +75,7 @@ def evaluate_shifts(
         a = predict(shift(x, *rng.integers(-k, k + 1, size=(2, len(x))))).argmax(-1)
         b = predict(shift(x, *rng.integers(-k, k + 1, size=(2, len(x))))).argmax(-1)
         metrics[Metric.SHIFT_CONSISTENCY] = float(np.mean(a == b))
+        rolled = predict(roll(x, *rng.integers(-k, k + 1, size=(2, len(x))))).argmax(-1)
+        metrics[Metric.CIRCULAR_SHIFT_CONSISTENCY] = float(np.mean(rolled == clean))
     metrics[shifted_accuracy(0)] = float(np.mean(clean == y))
     return metrics
