@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dsbench.analysis.load import sweeps
+from dsbench.analysis.load import missing_experiment, sweeps
 from dsbench.contract import Metric, Tag, tag_column
 from dsbench.errors import DsbenchError
 
@@ -198,7 +198,7 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
+        raise missing_experiment(uri, experiment)
     sweep = newest_dashboard(uri, experiment)
     jobs = client.search_runs(
         [found.experiment_id], filter_string=f"{tag_column(Tag.DOWNSAMPLE)} != ''", max_results=1

@@ -26,7 +26,8 @@ from dsbench.training.job import make_job
 CASES = {
     "unknown dataset": (
         ["dataset=cifar7"],
-        "unknown dataset 'cifar7'; choose one of: cifar10, cifar100, fashion_mnist, mnist",
+        "unknown dataset 'cifar7' (did you mean cifar10 or cifar100?); choose one of: cifar10, "
+        "cifar100, fashion_mnist, mnist",
     ),
     "unknown model": (["model=resnet"], "unknown model 'resnet'; choose one of: convnet"),
     "unknown downsample": (["downsample=median"], "unknown downsample 'median'; choose one of"),
@@ -39,7 +40,24 @@ CASES = {
     "dropout negative": (["model.slot_dropout=-0.1"], "model.slot_dropout must be in [0, 1)"),
     "epochs negative": (["trainer.epochs=-3"], "trainer.epochs must be >= 1, got -3"),
     "batch negative": (["trainer.batch_size=-8"], "trainer.batch_size must be > 0"),
-    "unknown key": (["trainer.lrr=0.1"], "Could not override 'trainer.lrr'"),
+    "unknown key": (["trainer.lrr=0.1"], "unknown key 'trainer.lrr' (did you mean trainer.lr?)"),
+    # A typo in a group or a key: the closest names, never Hydra's "use +key to append".
+    "typo in a group": (
+        ["downsmaple=avg"],
+        "unknown key 'downsmaple' (did you mean downsample?); the keys: dataset, model, ",
+    ),
+    "typo in a key": (
+        ["trainer.epoch=1"],
+        "unknown key 'trainer.epoch' (did you mean trainer.epochs?)",
+    ),
+    "study without its s": (
+        ["experiment=mnist_downsampling"],
+        "unknown key 'experiment' (did you mean experiments?)",
+    ),
+    "typo in an option": (
+        ["downsample=avgg"],
+        "unknown downsample 'avgg' (did you mean avg?); choose one of: aps, avg, blur,",
+    ),
     "wrong type": (["trainer.epochs=many"], "could not be converted to Integer"),
     "unknown backend": (["trainer.backend=torch"], "unknown trainer.backend 'torch'"),
     "unknown precision": (["trainer.precision=fp8"], "unknown trainer.precision 'fp8'"),

@@ -176,10 +176,17 @@ def test_archive_dir_with_tilde(shared_data: Path, monkeypatch: pytest.MonkeyPat
     assert x_train.shape == (60000, 28, 28, 1)
 
 
-def test_tfds_missing_manual_dir_is_created_for_the_fetch(tmp_path: Path) -> None:
+def test_a_failed_fetch_leaves_no_folder_behind(tmp_path: Path) -> None:
+    """The archive folder is made for the fetch; when the fetch fails it goes again, with
+    every folder above it that the fetch made; a folder that was there stays, with no file
+    but the fetch's lock (other processes may be waiting on it)."""
     with pytest.raises(ExternalError, match="cannot fetch mnist"):
-        load_splits(_mnist("tfds", tmp_path / "nope", tmp_path / "tfds"))
-    assert (tmp_path / "nope").is_dir()
+        load_splits(_mnist("tfds", tmp_path / "nope" / "mnist", tmp_path / "tfds"))
+    assert not (tmp_path / "nope").exists()
+    (tmp_path / "there").mkdir()
+    with pytest.raises(ExternalError, match="cannot fetch mnist"):
+        load_splits(_mnist("archive", tmp_path / "there", tmp_path / "tfds"))
+    assert [p.name for p in (tmp_path / "there").iterdir()] == [".dsbench-fetch.lock"]
 
 
 def test_tfds_bad_checksum(tmp_path: Path, shared_data: Path) -> None:
@@ -293,7 +300,10 @@ def test_unknown_dataset(tmp_path: Path) -> None:
         load_splits(DatasetConfig("cifar7", "archive", str(tmp_path)))
     msg = str(err.value)
     # One wording for a bad name, the config's and the loader's alike.
-    assert msg == "unknown dataset 'cifar7'; choose one of: cifar10, cifar100, fashion_mnist, mnist"
+    assert msg == (
+        "unknown dataset 'cifar7' (did you mean cifar10 or cifar100?); choose one of: cifar10, "
+        "cifar100, fashion_mnist, mnist"
+    )
 
 
 def test_subset_larger_than_data(shared_data: Path) -> None:

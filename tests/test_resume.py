@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from helpers import TINY, all_runs, store_uri, train
 
@@ -153,3 +154,37 @@ def test_job_failing_before_its_run_opened_leaves_a_failed_run(tmp_path: Path, m
     recorded.add_note(tracking.RECORDED)
     tracking.record_failure(cfg, recorded)
     assert len(all_runs(uri)) == 2
+
+
+@pytest.mark.slow
+def test_a_run_a_sweep_reuses_belongs_to_the_sweep(shared_data: Path, tmp_path: Path) -> None:
+    """A single run of max seed 0, then a sweep of 3 strategies × 2 seeds: the sweep skips
+    that job but counts it (6 jobs, 1 reused), and its table has 2 seeds of max."""
+    mnist = shared_data / "mnist"
+    (single,) = train(tmp_path, data=mnist).runs
+    sweep = train(
+        tmp_path,
+        "downsample=max,avg,strided",
+        "trainer.seed=0,1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        data=mnist,
+        sweep=True,
+    )
+    assert f"already FINISHED as run {single.info.run_id} (counted in this sweep;" in (
+        sweep.out.stderr
+    )
+    (parent,) = [r for r in sweep.runs if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE]
+    tags = parent.data.tags
+    assert (tags[Tag.JOBS], tags[Tag.JOBS_FAILED], tags[Tag.JOBS_REUSED]) == ("6", "0", "1")
+    assert parent.info.status == "FINISHED"
+    assert "6 jobs (1 reused from earlier runs), 0 not finished" in sweep.out.stdout
+    reused = mlflow.MlflowClient(sweep.uri).get_run(single.info.run_id)
+    assert PARENT_RUN not in reused.data.tags  # it keeps its own place
+    runs = load_runs(sweep.uri, "dsbench", sweep=parent.info.run_id)
+    assert len(runs) == 6 and set(runs["sweep_id"]) == {parent.info.run_id}
+    table = pd.read_csv(tmp_path / "sweep" / "analysis" / "comparison.csv")
+    assert dict(zip(table["downsample"], table["seeds"], strict=True)) == {
+        "max": 2,
+        "avg": 2,
+        "strided": 2,
+    }

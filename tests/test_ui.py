@@ -96,5 +96,5 @@ def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) 
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        f"dsbench: error: no MLflow experiment 'nope' at {study_store}"
+        f"dsbench: error: no MLflow experiment 'nope' at {study_store}; it has: Default, study"
     ]

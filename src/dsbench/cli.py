@@ -8,7 +8,9 @@ benchmark want one line that says what is wrong and what is allowed. Unexpected 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -18,17 +20,23 @@ from typing import Any, NoReturn
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.errors import DsbenchError, ExternalError
+from dsbench.errors import DsbenchError, ExternalError, did_you_mean
 
 EXIT_BAD_INPUT = 2
 
 
 def config_error_line(e: BaseException) -> str:
-    """A Hydra/OmegaConf error (composition, schema) as one line: the messages of its cause
-    chain, joined. (errors.one_line shortens any library message.)"""
+    """A Hydra/OmegaConf error (composition, schema) as one line: an unknown option or key
+    with the closest valid names, else the messages of its cause chain, joined. (Never
+    Hydra's advice to append with `+key`: a typo is not a new key.)"""
     if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
         group, _, value = e.missing_cfg_file.rpartition("/")
-        return f"unknown {group or 'config'} {value!r}; choose one of: {', '.join(e.options)}"
+        return (
+            f"unknown {group or 'config'} {value!r}{did_you_mean(value, e.options)}; "
+            f"choose one of: {', '.join(e.options)}"
+        )
+    if (line := _unknown_key(e)) is not None:
+        return line
     parts: list[str] = []
     while e is not None:  # Hydra wraps the useful message (sometimes in an empty one)
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
@@ -36,6 +44,35 @@ def config_error_line(e: BaseException) -> str:
         parts += [ln for ln in lines if not ln.startswith(skip) and ln not in parts]
         e = e.__cause__
     return ": ".join(parts) or "invalid configuration"
+
+
+def _unknown_key(e: BaseException) -> str | None:
+    """`a.b.typo=value` for a key the schema does not have: one line naming the closest keys
+    of that level, and all of them where they fit."""
+    text = " ".join(str(x) for x in _chain(e))
+    override = re.search(r"Could not override '([^']+)'", text)
+    key = re.search(r"Key '([^']+)' not in '(\w+)'", text)
+    if not (override and key):
+        return None
+    from dsbench import config
+
+    schema = getattr(config, key[2], None)
+    if not dataclasses.is_dataclass(schema):
+        return None
+    full = override[1]
+    prefix = full[: -len(key[1])] if full.endswith(key[1]) else ""
+    names = [f.name for f in dataclasses.fields(schema)]
+    if schema is config.TrainConfig and not prefix:  # groups that are no schema key
+        names += [g for g in config.config_groups() if g not in names]
+    line = f"unknown key {full!r}{did_you_mean(key[1], names, prefix)}"
+    keys = f"; the keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(names)}"
+    return line + keys if len(line + keys) <= 300 else line
+
+
+def _chain(e: BaseException | None) -> Iterator[BaseException]:
+    while e is not None:
+        yield e
+        e = e.__cause__
 
 
 EXIT_EXTERNAL = 1  # not the input: a download, the tracking store (errors.ExternalError)

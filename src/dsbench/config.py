@@ -378,6 +378,16 @@ class SweepConfig:
                 )
 
 
+def config_groups() -> list[str]:
+    """The config groups a run composes from (conf/<group>/), Hydra's own left out."""
+    from importlib.resources import files
+
+    root = files(CONFIG_PATH.removeprefix("pkg://"))
+    return sorted(
+        d.name for d in root.iterdir() if d.is_dir() and d.name not in ("hydra", "__pycache__")
+    )
+
+
 def sweep_layout(jobs: str, threads: str, cores: int, accelerator: bool) -> tuple[int, int]:
     """(jobs at once, threads each) for a sweep on a machine with `cores` usable cores.
 

@@ -115,6 +115,11 @@ class Tag:
     SWEEP_KEY = "sweep_key"  # what makes two sweeps the same sweep (tracking.sweep.sweep_key)
     JOBS = "jobs"  # jobs of the sweep, counted by config_hash
     JOBS_FAILED = "jobs_failed"  # of them, those with no FINISHED attempt
+    JOBS_REUSED = "jobs_reused"  # of them, those resume found FINISHED outside the sweep
+    # On a run a sweep reused instead of training its job again (resume found it FINISHED
+    # outside that sweep): + the sweep's parent run id (reused_in), value "true". The
+    # sweep's count, table and dashboard include it.
+    REUSED_IN_PREFIX = "dsbench.reused_in."
 
 
 JOB_TAGS = (  # the tags every job's run carries from its config alone
@@ -131,6 +136,11 @@ SWEEP_ROLE = "sweep"  # the value of Tag.ROLE on a sweep's parent run
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: the parent of a nested run
 RUN_NAME = "mlflow.runName"  # MLflow's own tag: the run's name (tracking.recorder.run_name)
 DESCRIPTION = "mlflow.note.content"  # MLflow's own experiment tag: tracking.description
+
+
+def reused_in(parent: str) -> str:
+    """The tag that makes a run part of sweep `parent` without being its child."""
+    return f"{Tag.REUSED_IN_PREFIX}{parent}"
 
 
 def metric_column(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 
@@ -32,9 +33,20 @@ def one_line(error: BaseException, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def did_you_mean(name: str, names: Iterable[str], prefix: str = "") -> str:
+    """` (did you mean x?)` with the one or two names closest to a misspelt one, else ""."""
+    close = difflib.get_close_matches(str(name), list(names), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(prefix + c for c in close)}?)" if close else ""
+
+
 def unknown(what: str, value: object, allowed: Iterable[str]) -> DsbenchError:
-    """The error for a name that is not among the allowed ones: what was asked, what exists."""
-    return DsbenchError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+    """The error for a name that is not among the allowed ones: what was asked, the closest
+    names, what exists."""
+    allowed = list(allowed)
+    return DsbenchError(
+        f"unknown {what} {value!r}{did_you_mean(str(value), allowed)}; "
+        f"choose one of: {', '.join(allowed)}"
+    )
 
 
 def connection_reason(e: Exception) -> str:

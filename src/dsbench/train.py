@@ -20,7 +20,7 @@ from dsbench import cli, config
 from dsbench.contract import Metric
 from dsbench.errors import DsbenchError, ExternalError
 from dsbench.tracking.recorder import in_sweep
-from dsbench.tracking.resume import finished_run, skipped
+from dsbench.tracking.resume import finished_run, reuse, skipped
 from dsbench.tracking.sweep import job_failed
 from dsbench.training.job import Job, dry_run_line, make_job
 from dsbench.training.run import train
@@ -58,7 +58,7 @@ def _run(job: Job, output_dir: Path) -> float:
     """Skip the job if it FINISHED or diverged before (resume), else train it."""
     cfg = job.cfg
     if cfg.tracking.enabled and cfg.tracking.resume and (done := finished_run(cfg)) is not None:
-        print(skipped(cfg, done), file=sys.stderr, flush=True)
+        print(skipped(cfg, done, reuse(cfg, done)), file=sys.stderr, flush=True)
         return done.data.metrics.get(Metric.TEST_ACCURACY, float("nan"))
     return train(job, output_dir)[Metric.TEST_ACCURACY]
 

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from dsbench.config import record_only
-from dsbench.contract import PARENT_RUN, Tag, tag_column
-from dsbench.errors import DsbenchError
+from dsbench.contract import PARENT_RUN, Tag, reused_in, tag_column, tag_filter
+from dsbench.errors import DsbenchError, did_you_mean
 from dsbench.tracking.sweep import SWEEP_FILTER
 
 KEYS = [Tag.DATASET, Tag.MODEL, Tag.DOWNSAMPLE, Tag.HEAD]  # what a comparison groups by
@@ -37,14 +37,12 @@ def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "
 
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        raise DsbenchError(f"no MLflow experiment {experiment!r} at {uri}")
+        raise missing_experiment(uri, experiment)
     parent = resolve_sweep(uri, experiment, sweep)
-    parent_is = parent and f"{tag_column(PARENT_RUN)} = '{parent}'"
-    clauses = [c for c in (filter_string, parent_is) if c]
-    where = " and ".join(clauses)
     runs = search(uri, experiment, parent) if not filter_string else None
     if runs is None:  # a user's filter, or a store that is no SQL database: MLflow's search
-        runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+        runs = _mlflow_search(experiment, filter_string, parent)
+    where = " and ".join(c for c in (filter_string, parent and f"sweep {parent}") if c)
     strategy, config = tag_column(Tag.DOWNSAMPLE), tag_column(Tag.CONFIG_HASH)
     if runs.empty or strategy not in runs or runs[strategy].isna().all():
         matching = f" matching {where!r}" if where else ""
@@ -55,8 +53,44 @@ def load_runs(uri: str, experiment: str, filter_string: str = "", sweep: str = "
         retried = (runs["status"] != "FINISHED") & runs[config].isin(done)
         runs = runs[~retried]
     parents = runs.get(tag_column(PARENT_RUN), pd.Series(None, index=runs.index))
+    if parent:  # its children, and the runs it reused, which keep their own parent
+        parents = pd.Series(parent, index=runs.index)
     renamed = {tag_column(k): k for k in (*KEYS, Tag.SEED)}
     return runs.rename(columns=renamed).assign(sweep_id=parents.where(parents.notna(), None))
+
+
+def missing_experiment(uri: str, experiment: str) -> DsbenchError:
+    """The error for an experiment the store does not have: the closest names, and the ones
+    it has."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).search_experiments()
+    names = sorted((e.name for e in found), key=str.lower)
+    return DsbenchError(
+        f"no MLflow experiment {experiment!r} at {uri}{did_you_mean(experiment, names)}; "
+        + (f"it has: {', '.join(names[:10])}" if names else "it has none")
+    )
+
+
+def _mlflow_search(experiment: str, filter_string: str, parent: str | None) -> pd.DataFrame:
+    """MLflow's own search: the runs matching the filter, of one sweep where `parent` names
+    one (its children, then the runs it reused: a filter string has no "or")."""
+    import mlflow
+
+    if not parent:
+        return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string)
+    frames = [
+        mlflow.search_runs(
+            experiment_names=[experiment],
+            filter_string=" and ".join(c for c in (filter_string, member) if c),
+        )
+        for member in (
+            f"{tag_column(PARENT_RUN)} = '{parent}'",
+            f"{tag_filter(reused_in(parent))} = 'true'",
+        )
+    ]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def sweeps(uri: str, experiment: str) -> pd.DataFrame:
@@ -116,15 +150,16 @@ def search(uri: str, experiment: str, parent: str | None = None) -> pd.DataFrame
         return None
     from mlflow import MlflowClient
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
-    from sqlalchemy import select
+    from sqlalchemy import and_, or_, select
 
     found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     ids = select(SqlRun.run_uuid).where(
         SqlRun.experiment_id == int(found.experiment_id), SqlRun.lifecycle_stage == "active"
     )
-    if parent:
-        children = select(SqlTag.run_uuid).where(SqlTag.key == PARENT_RUN, SqlTag.value == parent)
-        ids = ids.where(SqlRun.run_uuid.in_(children))
+    if parent:  # the sweep's children and the runs it reused
+        child = and_(SqlTag.key == PARENT_RUN, SqlTag.value == parent)
+        members = select(SqlTag.run_uuid).where(or_(child, SqlTag.key == reused_in(parent)))
+        ids = ids.where(SqlRun.run_uuid.in_(members))
     columns = (SqlRun.experiment_id, SqlRun.status, SqlRun.artifact_uri, SqlRun.start_time)
     with store.ManagedSessionMaker() as session:
         connection = session.connection()

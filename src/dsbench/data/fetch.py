@@ -73,6 +73,8 @@ def ensure_archives(
     if not missing_files(info, folder):
         return []
     base = source_url(info, url)  # a bad URL is bad input: before anything is created
+    created = next((p for p in (folder, *folder.parents) if p.parent.exists()), folder)
+    created = None if created.exists() else created  # the first folder this call makes
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock_path = folder / LOCK_NAME
@@ -100,11 +102,25 @@ def ensure_archives(
         ) from None
     except ExternalError as e:
         names = ", ".join(missing_files(info, folder))
+        _remove_if_empty(created, folder / LOCK_NAME)  # a failed fetch leaves nothing
+        reason = str(e).replace(base, "")  # the file's name, without the URL a second time
         raise ExternalError(
-            f"cannot fetch {info.name} ({names}) from {base}: {e}; put the official files in "
-            f"{folder}, or point dataset.url (or ${MIRROR_ENV}) at a mirror"
+            f"cannot fetch {info.name} ({names}) from {base}: {reason}; put the official "
+            f"files in {folder}, or point dataset.url (or ${MIRROR_ENV}) at a mirror"
         ) from None
     return fetched
+
+
+def _remove_if_empty(created: Path | None, lock: Path) -> None:
+    """Remove the folders this fetch made (`created` and below), if they hold only the lock."""
+    if created is None:
+        return
+    lock.unlink(missing_ok=True)
+    for folder in sorted((created, *created.rglob("*")), key=lambda p: -len(p.parts)):
+        try:
+            folder.rmdir()  # only an empty folder: anything else stays
+        except OSError:
+            return
 
 
 def download(url: str, dest: Path, md5: str, progress: bool | None = None) -> None:

@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from dsbench.config import TrackingConfig, TrainConfig, short_hash, validate
-from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Tag, tag_column, tag_filter
+from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Tag, reused_in, tag_column, tag_filter
 from dsbench.errors import DsbenchError, ExternalError, one_line
 from dsbench.provenance import git_commit
 from dsbench.tracking.recorder import PARENT_ENV, record_failure
@@ -186,23 +186,33 @@ def close_sweep(aborted: bool) -> None:
     children = client.search_runs(
         [experiment_id], filter_string=f"{tag_column(PARENT_RUN)} = '{parent}'"
     )
-    if not children and aborted:
+    reused = client.search_runs(
+        [experiment_id], filter_string=f"{tag_filter(reused_in(parent))} = 'true'"
+    )
+    if not children and not reused and aborted:
         client.set_terminated(parent, "KILLED")
         client.delete_run(parent)
         return
     finished: dict[str, bool] = {}
-    for c in children:
+    for c in [*children, *reused]:
         job = c.data.tags.get(Tag.CONFIG_HASH, c.info.run_id)
         finished[job] = finished.get(job, False) or c.info.status == "FINISHED"
     failed = sum(not done for done in finished.values())
     from mlflow.entities import RunTag
 
-    tags = [RunTag(Tag.JOBS, str(len(finished))), RunTag(Tag.JOBS_FAILED, str(failed))]
-    client.log_batch(parent, tags=tags)
+    counts = {Tag.JOBS: len(finished), Tag.JOBS_FAILED: failed, Tag.JOBS_REUSED: len(reused)}
+    client.log_batch(parent, tags=[RunTag(k, str(v)) for k, v in counts.items()])
     state.failures = failed
     status = "FAILED" if failed or aborted else "FINISHED"
     client.set_terminated(parent, status)
-    log.info("sweep parent %s: %d jobs, %d not finished: %s", parent, len(finished), failed, status)
+    log.info(
+        "sweep parent %s: %d jobs (%d reused from earlier runs), %d not finished: %s",
+        parent,
+        len(finished),
+        len(reused),
+        failed,
+        status,
+    )
 
 
 def job_failed(cfg: TrainConfig | None, failure: Exception) -> float:
