@@ -134,3 +134,13 @@ def study_store(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         data=shared_data / "mnist",
         sweep=True,
     ).uri
+
+
+@pytest.fixture(autouse=True)
+def _fetch_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process a failed download is retried without the 2 + 4 s wait: the tests check
+    the attempts, not the wait (a subprocess run of the CLI, as in test_fetch.py, still waits
+    as a user's does)."""
+    from dsbench.data import fetch
+
+    monkeypatch.setattr(fetch, "BACKOFF", 0.0)

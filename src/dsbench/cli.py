@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.errors import DsbenchError, ExternalError, did_you_mean
+from dsbench.errors import DsbenchError, ExternalError, did_you_mean, request_stop
 
 EXIT_BAD_INPUT = 2
 
@@ -88,6 +88,7 @@ def fail_on(e: DsbenchError) -> NoReturn:
 
 
 def _sigterm(signum: int, frame: Any) -> None:
+    request_stop()
     raise KeyboardInterrupt  # so the open MLflow run ends KILLED, not RUNNING forever
 
 

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import difflib
 import re
+import threading
 from collections.abc import Iterable
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """The process was told to stop (SIGTERM, or its sweep's process ended): whatever fails
+    after this was stopped, not broken, and its run ends KILLED, not FAILED (a library may
+    turn the KeyboardInterrupt that the signal raises into its own exception)."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
 
 
 class DsbenchError(Exception):

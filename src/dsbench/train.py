@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from dsbench import cli, config
 from dsbench.contract import Metric
-from dsbench.errors import DsbenchError, ExternalError
+from dsbench.errors import DsbenchError, ExternalError, stop_requested
 from dsbench.tracking.recorder import in_sweep
 from dsbench.tracking.resume import finished_run, reuse, skipped
 from dsbench.tracking.sweep import job_failed
@@ -51,6 +51,8 @@ def _app(cfg: DictConfig) -> float:
                 raise
             return job_failed(job.cfg, e)  # a download, the store: not the input
         except Exception as e:
+            if stop_requested():  # stopped, not failed: its run ended KILLED
+                raise KeyboardInterrupt from e
             return job_failed(job.cfg, e)
 
 

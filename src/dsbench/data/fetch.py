@@ -34,6 +34,7 @@ from dsbench.errors import DsbenchError, ExternalError, connection_reason
 MIRROR_ENV = "DSBENCH_MIRROR"  # base URL of a mirror holding <dataset>/<official file name>
 LOCK_NAME = ".dsbench-fetch.lock"
 RETRIES = 3  # attempts per file; each one resumes where the last broke off
+BACKOFF = 2.0  # seconds before the second attempt, doubled for each next one, at most 10
 TIMEOUT = (10, 60)  # seconds: to connect, and between two reads of the body
 CHUNK = 1 << 16
 LOCK_TIMEOUT = 3600  # seconds a process waits for another one's download
@@ -146,7 +147,7 @@ def _download(requests: Any, url: str, tmp: Path, md5: str, progress: bool | Non
         part = _Partial(out)
         for attempt in range(RETRIES):
             if attempt:
-                time.sleep(min(2**attempt, 10))
+                time.sleep(min(BACKOFF * 2 ** (attempt - 1), 10))
             try:
                 _get(requests, url, part, progress)
                 break

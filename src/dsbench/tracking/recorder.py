@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from dsbench.config import TrainConfig, config_hash
 from dsbench.contract import PARENT_RUN, Tag
+from dsbench.errors import stop_requested
 from dsbench.tracking.store import StoreUnreachable, open_experiment, redacted, store_error
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,10 @@ def tracked_run(cfg: TrainConfig, tags: dict[str, Any]) -> Iterator[Tracker]:
         _end(mlflow, "KILLED", "interrupted (Ctrl-C or SIGTERM)")
         raise
     except BaseException as e:
+        if stop_requested():  # the signal, in a library's own exception
+            _end(mlflow, "KILLED", f"interrupted (SIGTERM) in {type(e).__name__}")
+            raise
+
         if _end(mlflow, "FAILED", _reason(e)):
             e.add_note(RECORDED)
         raise
