@@ -554,13 +554,10 @@ class CircularConv2D(keras.layers.Conv2D):
         kwargs["padding"] = "valid"
         super().__init__(*args, **kwargs)
 
-    def _pads(self, n: int, axis: int) -> tuple[int, int]:
-        total = total_padding(n, self.kernel_size[axis], self.strides[axis], "same")
-        return total // 2, total - total // 2
-
     def call(self, x: Any) -> Any:
         _, h, w, _ = x.shape
-        return super().call(circular_pad(x, self._pads(h, 0), self._pads(w, 1)))
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        return super().call(circular_pad(x, _same_pads(h, kh, sh), _same_pads(w, kw, sw)))
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         n, h, w, _ = input_shape
