@@ -99,3 +99,18 @@ def train(
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return Trained(out, uri, all_runs(uri))
+
+
+def describe_in_process(*overrides: str) -> dict:
+    """What `python -m dsbench.describe overrides… output=json` prints, composed and built in
+    this process (no new interpreter, no second TensorFlow import)."""
+    from hydra import compose, initialize_config_module
+
+    from dsbench import config
+    from dsbench.frameworks.summary import describe
+    from dsbench.training.job import make_job
+
+    config.register()
+    with initialize_config_module(config.CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        cfg = compose("describe", list(overrides))
+    return describe(make_job(cfg, config.DescribeConfig, store=False).cfg)

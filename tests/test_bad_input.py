@@ -29,9 +29,12 @@ CASES = {
         "unknown dataset 'cifar7' (did you mean cifar10 or cifar100?); choose one of: cifar10, "
         "cifar100, fashion_mnist, mnist",
     ),
-    "unknown model": (["model=resnet"], "unknown model 'resnet'; choose one of: convnet"),
+    "unknown model": (
+        ["model=resnet18"],
+        "unknown model 'resnet18' (did you mean resnet20?); choose one of: airbench, convnet",
+    ),
     "unknown downsample": (["downsample=median"], "unknown downsample 'median'; choose one of"),
-    "unknown head": (["head=mlp"], "unknown head 'mlp'; choose one of: allconv, flatten, gap"),
+    "unknown head": (["head=mlp"], "unknown head 'mlp'; choose one of: allconv, flatten, gap, "),
     "lr zero": (["trainer.lr=0"], "trainer.lr must be > 0, got 0"),
     "lr negative": (["trainer.lr=-0.1"], "trainer.lr must be > 0"),
     "epochs zero": (["trainer.epochs=0"], "trainer.epochs must be >= 1, got 0"),

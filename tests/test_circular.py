@@ -11,7 +11,15 @@ import keras
 import numpy as np
 import pytest
 
-from dsbench.config import DownsampleConfig, EvaluationConfig, HeadConfig, ModelConfig
+from dsbench.config import (
+    BlockConfig,
+    ConvConfig,
+    DownsampleConfig,
+    EvaluationConfig,
+    HeadConfig,
+    ModelConfig,
+    model_config,
+)
 from dsbench.contract import Metric
 from dsbench.data.idx import read_idx_gz
 from dsbench.errors import DsbenchError
@@ -41,7 +49,7 @@ def test_a_circular_conv_commutes_with_a_circular_shift() -> None:
 
 def test_padding_mode_reaches_every_same_conv_and_nothing_else() -> None:
     plan = plan_model(
-        ModelConfig("springenberg_c", padding_mode="circular"),
+        model_config("springenberg_c", padding_mode="circular"),
         DownsampleConfig("conv"),
         HeadConfig("allconv"),
         10,
@@ -58,14 +66,14 @@ def test_width_scales_every_conv_but_the_classifier() -> None:
     hidden convs; the classifier keeps its 10."""
 
     def filters(downsample: str, head: str) -> list[int]:
-        cfg = ModelConfig("springenberg_c", width=0.25)
+        cfg = model_config("springenberg_c", width=0.25)
         plan = plan_model(cfg, DownsampleConfig(downsample), HeadConfig(head), 10)
         return [spec.filters for _, spec in plan if isinstance(spec, Conv)]
 
     assert filters("conv", "flatten") == [24, 24, 24, 48, 48, 48]  # 2 convs + the slot's, ×2
     assert filters("max", "allconv") == [24, 24, 48, 48, 48, 48, 10]
     head = plan_model(
-        ModelConfig("springenberg_c", width=0.25), DownsampleConfig(), HeadConfig("allconv"), 10
+        model_config("springenberg_c", width=0.25), DownsampleConfig(), HeadConfig("allconv"), 10
     )
     # Params follow from the widths (Keras counts the same, below).
     shape = (32, 32, 3)
@@ -74,7 +82,7 @@ def test_width_scales_every_conv_but_the_classifier() -> None:
         full
         < count_params(
             plan_model(
-                ModelConfig("springenberg_c"), DownsampleConfig(), HeadConfig("allconv"), 10
+                model_config("springenberg_c"), DownsampleConfig(), HeadConfig("allconv"), 10
             ),
             shape,
         )
@@ -83,7 +91,9 @@ def test_width_scales_every_conv_but_the_classifier() -> None:
     assert build_keras(head, shape).count_params() == full
     # Rounded half up, never below 1: convnet's 32/64 at 0.1 are 3 and 6, at 0.001 both 1.
     for width, expected in ((0.1, [3, 6]), (0.001, [1, 1])):
-        convnet = plan_model(ModelConfig(width=width), DownsampleConfig(), HeadConfig(), 10)
+        convnet = plan_model(
+            model_config("convnet", width=width), DownsampleConfig(), HeadConfig(), 10
+        )
         assert [s.filters for _, s in convnet if isinstance(s, Conv)] == expected
         assert trace(convnet, (28, 28, 1))[-1][2] == (10,)
 
@@ -95,11 +105,24 @@ def test_width_scales_every_conv_but_the_classifier() -> None:
         (
             "padding_mode",
             "reflect",
-            "model.padding_mode must be one of zeros, circular, got 'reflect'",
+            "unknown model.padding_mode 'reflect'; choose one of: zeros, circular",
         ),
+        ("norm", "layer", "unknown model.norm 'layer'; choose one of: none, batch"),
+        ("activation", "tanh", "unknown model.activation 'tanh'; choose one of: relu, gelu"),
+        (
+            "blocks",
+            [BlockConfig([ConvConfig(8)], slot=3)],
+            r"model.blocks\[0\].slot=3 but the block has 1 conv\(s\): use 1..1, -1",
+        ),
+        (
+            "blocks",
+            [BlockConfig([ConvConfig(8), ConvConfig(0)])],
+            r"model.blocks\[0\].convs\[1\].filters must be > 0, got 0",
+        ),
+        ("blocks", [BlockConfig([])], r"model.blocks\[0\].convs is empty"),
     ],
 )
-def test_bad_width_or_padding_mode(key: str, value: object, message: str) -> None:
+def test_bad_backbone_keys(key: str, value: object, message: str) -> None:
     with pytest.raises(DsbenchError, match=message):
         ModelConfig(**{key: value})
 
@@ -115,7 +138,7 @@ def fashion_32(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 def model_c(downsample: str) -> keras.Model:
     keras.utils.set_random_seed(0)
     plan = plan_model(
-        ModelConfig("springenberg_c", width=0.25, padding_mode="circular"),
+        model_config("springenberg_c", width=0.25, padding_mode="circular"),
         DownsampleConfig(downsample),
         HeadConfig("gap"),
         10,

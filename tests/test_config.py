@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,7 @@ def schemas() -> dict[str, type]:
 
 def group_schema(group: str) -> type:
     """The schema of a config group: the type of TrainConfig's field of that name."""
-    field = {f.name: f for f in dataclasses.fields(config.TrainConfig)}[group]
-    return field.default_factory  # type: ignore[return-value]
+    return typing.get_type_hints(config.TrainConfig)[group]
 
 
 def raw(node: Any) -> dict[str, Any]:

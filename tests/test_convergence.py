@@ -13,8 +13,8 @@ from dsbench.config import (
     DatasetConfig,
     DownsampleConfig,
     HeadConfig,
-    ModelConfig,
     TrainerConfig,
+    model_config,
 )
 from dsbench.contract import Metric
 from dsbench.data.splits import load_splits
@@ -44,7 +44,7 @@ def test_best_weights_are_restored(shared_data: Path) -> None:
     )
     fit.configure(trainer)
     model = build_keras(
-        plan_model(ModelConfig(), DownsampleConfig(), HeadConfig(), 10), (28, 28, 1)
+        plan_model(model_config("convnet"), DownsampleConfig(), HeadConfig(), 10), (28, 28, 1)
     )
     fit.compile_model(model, trainer, 8)
     logged: list[tuple[int, dict[str, float]]] = []

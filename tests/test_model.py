@@ -8,15 +8,15 @@ import subprocess
 import sys
 
 import pytest
+from helpers import describe_in_process
 
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
+from dsbench.config import DownsampleConfig, HeadConfig, backbone_head, backbone_names, model_config
 from dsbench.errors import DsbenchError
 from dsbench.frameworks.keras_model import build_keras, count_trainable
-from dsbench.model.backbones import BACKBONES
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.geometry import out_size, total_padding, window_out
 from dsbench.model.heads import HEADS
-from dsbench.model.plan import plan_model, trace
+from dsbench.model.plan import count_params, layer_rows, plan_model, trace
 
 MNIST = (28, 28, 1)
 CIFAR = (32, 32, 3)
@@ -49,7 +49,13 @@ def test_out_size_below_one_is_reported_with_the_formula() -> None:
 
 GRID = [
     *((("convnet", d, h), MNIST) for d, h in itertools.product(STRATEGIES, ("flatten", "gap"))),
-    *(((b, d, "allconv"), CIFAR) for b in BACKBONES if b != "convnet" for d in STRATEGIES),
+    # On MNIST shapes, every backbone × strategy goes through describe (test_strategies).
+    *(
+        ((b, d, backbone_head(b)), CIFAR)
+        for b in backbone_names()
+        if b != "convnet"
+        for d in STRATEGIES
+    ),
 ]
 
 
@@ -58,15 +64,17 @@ GRID = [
 )
 def test_predicted_shapes_equal_keras(combo: tuple[str, str, str], input_shape: tuple) -> None:
     backbone, downsample, head = combo
-    plan = plan_model(ModelConfig(backbone), DownsampleConfig(downsample), HeadConfig(head), 10)
-    predicted = [shape for _, _, shape in trace(plan, input_shape)]
-    model = build_keras(plan, input_shape)
-    built = [tuple(layer.output.shape[1:]) for layer in model.layers[1:]]
-    assert predicted == built
+    plan = plan_model(model_config(backbone), DownsampleConfig(downsample), HeadConfig(head), 10)
+    rows = layer_rows(plan, input_shape)
+    outputs: dict = {}
+    model = build_keras(plan, input_shape, outputs=outputs)
+    assert [row.shape for row in rows] == [tuple(outputs[row.key].shape[1:]) for row in rows]
+    assert set(outputs) == {row.key for row in rows}  # no layer left out of the rows
+    assert count_params(plan, input_shape) == count_trainable(model)
 
 
 def test_keras_io_convnet_exactly() -> None:
-    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
+    plan = plan_model(model_config("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
     rows = trace(plan, MNIST)
     spatial = [shape[0] for name, _, shape in rows if name.startswith("block")]
     assert spatial == [26, 13, 11, 5]
@@ -79,7 +87,7 @@ def test_only_the_slots_differ_between_strategies() -> None:
     """Same backbone, two strategies: the convs of the blocks are the same layers."""
     convs = {}
     for d in ("max", "avg", "overlap", "conv"):
-        plan = plan_model(ModelConfig("convnet"), DownsampleConfig(d), HeadConfig("flatten"), 10)
+        plan = plan_model(model_config("convnet"), DownsampleConfig(d), HeadConfig("flatten"), 10)
         convs[d] = [(n, s) for n, s in plan if n.startswith("block") and "_conv" in n]
     assert convs["max"] == convs["avg"] == convs["overlap"] == convs["conv"]
 
@@ -90,7 +98,7 @@ def test_every_registry_entry_has_a_config_file() -> None:
     conf = Path(__file__).resolve().parents[1] / "conf"
     assert {p.stem for p in (conf / "downsample").glob("*.yaml")} == set(STRATEGIES)
     assert {p.stem for p in (conf / "head").glob("*.yaml")} == set(HEADS)
-    assert {p.stem for p in (conf / "model").glob("*.yaml")} == set(BACKBONES)
+    assert {p.stem for p in (conf / "model").glob("*.yaml")} == set(backbone_names())
 
 
 def describe(*overrides: str) -> subprocess.CompletedProcess:
@@ -117,9 +125,7 @@ def test_describe_json_keras_io_model() -> None:
 
 
 def test_describe_text_and_springenberg_default_head() -> None:
-    out = describe("dataset=mnist", "model=springenberg_c", "downsample=conv", "output=json")
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
+    d = describe_in_process("dataset=mnist", "model=springenberg_c", "downsample=conv")
     assert d["head"] == "allconv"  # the backbone's config picks the paper's head
     text = describe("downsample=avg")
     assert text.returncode == 0, text.stderr

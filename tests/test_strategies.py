@@ -7,7 +7,6 @@ Predicted vs Keras shapes for every strategy × backbone are in test_model.py (G
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -17,13 +16,21 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import describe_in_process
 
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
+from dsbench.config import (
+    DownsampleConfig,
+    HeadConfig,
+    TrainConfig,
+    backbone_head,
+    backbone_names,
+    model_config,
+)
 from dsbench.errors import DsbenchError
 from dsbench.frameworks.keras_layers import binomial_filter
 from dsbench.frameworks.keras_model import build_keras, count_trainable, keras_layer
 from dsbench.frameworks.summary import describe
-from dsbench.model.backbones import BACKBONES
+from dsbench.model.backbones import blocks
 from dsbench.model.downsample import STRATEGIES, Slot
 from dsbench.model.layers import (
     BlurPool,
@@ -223,7 +230,7 @@ def test_every_strategy_has_its_row_of_expectations() -> None:
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_strategy_shapes_params_and_flops(name: str) -> None:
     block1, block2, params, flops = EXPECTED[name]
-    plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), 10)
+    plan = plan_model(model_config("convnet"), DownsampleConfig(name), HeadConfig(), 10)
     assert block_outputs(plan, MNIST) == [block1, block2]
     assert count_params(plan, MNIST) == params
     assert flops_per_image(plan, MNIST) == flops
@@ -440,14 +447,16 @@ def test_layer_wavelet_all_bands_keep_the_energy() -> None:
 @pytest.mark.parametrize("name", ["aps", "wavelet"])
 def test_phase_strategies_refuse_a_stride_other_than_two(name: str) -> None:
     with pytest.raises(DsbenchError, match=rf"downsample={name} subsamples by 2 .* stride is 3"):
-        plan_model(ModelConfig(), DownsampleConfig(name, stride=3), HeadConfig(), 10)
+        plan_model(model_config("convnet"), DownsampleConfig(name, stride=3), HeadConfig(), 10)
 
 
 # Parameters and FLOPs: exactly what each strategy's docstring says.
 
 
 def widths(backbone: str) -> list[int]:
-    return [block.convs[-1].filters for block in BACKBONES[backbone].blocks]
+    """The width of each slot: the filters of the conv it follows."""
+    slotted = [b for b in blocks(model_config(backbone)) if b.slot is not None]
+    return [b.convs[b.slot - 1 if b.slot > 0 else -1].filters for b in slotted]
 
 
 def extra_params(name: str, cfg: dict, backbone: str) -> int:
@@ -463,20 +472,22 @@ def extra_params(name: str, cfg: dict, backbone: str) -> int:
 
 
 def build(backbone: str, name: str, **cfg: object) -> keras.Model:
-    head = "flatten" if backbone == "convnet" else "allconv"
+    head = backbone_head(backbone)
     shape = MNIST if backbone == "convnet" else CIFAR
-    plan = plan_model(ModelConfig(backbone), DownsampleConfig(name, **cfg), HeadConfig(head), 10)
+    plan = plan_model(model_config(backbone), DownsampleConfig(name, **cfg), HeadConfig(head), 10)
     return build_keras(plan, shape)
 
 
-@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize("backbone", backbone_names())
 def test_parameter_counts_follow_the_docstrings(backbone: str) -> None:
     base = build(backbone, "max").count_params()
     for name, cfg in VARIANTS:
         model = build(backbone, name, **cfg)
         assert model.count_params() == base + extra_params(name, cfg, backbone), (name, cfg)
-        # Nothing hidden as a non-trainable weight (the blur filter is a constant).
-        assert count_trainable(model) == model.count_params()
+        # Nothing hidden as a non-trainable weight (the blur filter is a constant) but batch
+        # norms' moving mean and variance.
+        moving = sum(w.shape[0] for w in model.non_trainable_weights if "moving" in w.path)
+        assert count_trainable(model) + moving == model.count_params()
 
 
 def test_convnet_parameter_counts() -> None:
@@ -490,7 +501,7 @@ def test_convnet_parameter_counts() -> None:
 
 def convnet_flops(name: str, **cfg: object) -> int:
     plan = plan_model(
-        ModelConfig("convnet"), DownsampleConfig(name, **cfg), HeadConfig("flatten"), 10
+        model_config("convnet"), DownsampleConfig(name, **cfg), HeadConfig("flatten"), 10
     )
     return flops_per_image(plan, MNIST)
 
@@ -517,14 +528,14 @@ def test_blur_reflect_padding_needs_a_large_enough_map() -> None:
 # shapes against Keras'); the slot's output size is the same as max's.
 
 
-@pytest.mark.parametrize("backbone", list(BACKBONES))
+@pytest.mark.parametrize("backbone", backbone_names())
 def test_describe_every_backbone(backbone: str) -> None:
-    head = HeadConfig("flatten" if backbone == "convnet" else "allconv")
+    head = HeadConfig(backbone_head(backbone))
 
     def run(name: str, **cfg: object) -> dict:
         return describe(
             TrainConfig(
-                model=ModelConfig(backbone), downsample=DownsampleConfig(name, **cfg), head=head
+                model=model_config(backbone), downsample=DownsampleConfig(name, **cfg), head=head
             )
         )
 
@@ -549,12 +560,8 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_describe_cli_blur_json() -> None:
-    out = run_cli(
-        "-m", "dsbench.describe", "downsample=blur", "downsample.filter_size=5", "output=json"
-    )
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
+def test_describe_blur() -> None:
+    d = describe_in_process("downsample=blur", "downsample.filter_size=5")
     assert (d["downsample"], d["params"]) == ("blur", 34_826)
     assert d["flops"] == convnet_flops("blur", filter_size=5)
     shapes = {x["name"]: x["output_shape"] for x in d["layers"]}
@@ -567,10 +574,10 @@ def test_describe_cli_blur_json() -> None:
 def test_planning_does_not_import_keras() -> None:
     code = (
         "import sys\n"
-        "from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig\n"
+        "from dsbench.config import DownsampleConfig, HeadConfig, model_config\n"
         "from dsbench.model.plan import count_params, flops_per_image, plan_model, trace, trace\n"
         "for name in ('blur', 'lp', 'mixed', 's2d'):\n"
-        "    plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), 10)\n"
+        "    plan = plan_model(model_config('convnet'), DownsampleConfig(name), HeadConfig(), 10)\n"
         "    trace(plan, (28, 28, 1)); flops_per_image(plan, (28, 28, 1))\n"
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'imported'\n"
     )

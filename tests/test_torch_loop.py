@@ -12,8 +12,8 @@ from dsbench.config import (
     DatasetConfig,
     DownsampleConfig,
     HeadConfig,
-    ModelConfig,
     TrainerConfig,
+    model_config,
 )
 from dsbench.contract import Metric
 from dsbench.data.splits import load_splits
@@ -44,7 +44,7 @@ def test_the_torch_model_has_the_keras_models_parameters(combo: tuple[str, str, 
     backbone, downsample, head = combo
     shape = MNIST if backbone == "convnet" else CIFAR
     plan = plan_model(
-        ModelConfig(backbone), DownsampleConfig(downsample), HeadConfig(head), 10, shape
+        model_config(backbone), DownsampleConfig(downsample), HeadConfig(head), 10, shape
     )
     # build() itself checks each layer's output shape against the plan.
     model = torch_model.build(plan, shape)
@@ -52,7 +52,7 @@ def test_the_torch_model_has_the_keras_models_parameters(combo: tuple[str, str, 
 
 
 def test_a_layer_without_a_torch_twin_is_named() -> None:
-    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("blur"), HeadConfig("flatten"), 10)
+    plan = plan_model(model_config("convnet"), DownsampleConfig("blur"), HeadConfig("flatten"), 10)
     with pytest.raises(DsbenchError, match=r"no layer for block1_down.*\(BlurPool\); it covers"):
         torch_model.build(plan, MNIST)
 
@@ -64,7 +64,7 @@ def test_the_loop_learns_real_mnist(shared_data: Path, precision: str) -> None:
     splits = load_splits(
         DatasetConfig("mnist", "archive", mnist, val_fraction=0.0, train_subset=3072)
     )
-    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
+    plan = plan_model(model_config("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
     trainer = TrainerConfig(batch_size=128, epochs=2, precision=precision)
     result = torch_loop.train(plan, trainer, splits.x_train, splits.y_train)
     assert result["images_per_sec"] > 0
@@ -75,7 +75,7 @@ def test_the_loop_learns_real_mnist(shared_data: Path, precision: str) -> None:
 
 
 def test_the_loop_refuses_what_it_does_not_do() -> None:
-    plan = plan_model(ModelConfig("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
+    plan = plan_model(model_config("convnet"), DownsampleConfig("max"), HeadConfig("flatten"), 10)
     x = np.zeros((256, 28, 28, 1), np.uint8)
     y = np.zeros(256, np.uint8)
     with pytest.raises(DsbenchError, match=r"not trainer\.precision=mixed_float16"):

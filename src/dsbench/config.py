@@ -13,11 +13,13 @@ import graph, imports no stage; the stages import their checks and schemas from 
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import numbers
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -145,13 +147,57 @@ class DatasetConfig:
 
 
 PADDING_MODES = ("zeros", "circular")
+NORMS = ("none", "batch")
+ACTIVATIONS = ("relu", "gelu")
+CONV_PADDINGS = ("same", "valid")
+# Where a slot sits in its conv's conv → norm → activation: after all three (Zhang 2019's
+# and the ResNets'), or right after the conv (airbench: conv → pool → BN → GELU).
+SLOT_POSITIONS = ("activation", "conv")
+
+
+@dataclass
+class ConvConfig:
+    """One conv of a backbone block (filters before model.width)."""
+
+    filters: int = 0
+    kernel: int = 3
+    stride: int = 1
+    padding: str = "same"
+    norm: str | None = None  # None: the backbone's model.norm; "none" e.g. for a stem conv
+
+
+@dataclass
+class BlockConfig:
+    """A few convs, optionally one downsampling slot, optionally a residual shortcut."""
+
+    convs: list[ConvConfig] = field(default_factory=list)
+    # The slot follows conv number `slot` (1-based; -1: the last conv; null: no slot).
+    slot: int | None = -1
+    # x → activation(main(x) + shortcut(x)) (He et al. 2016); the shortcut is parameter-free
+    # (option A), through the slot's own layers when the block downsamples (docs/models.md).
+    residual: bool = False
+    repeat: int = 1  # this block, that many times in a row
 
 
 @dataclass
 class ModelConfig:
+    """A backbone (conf/model/<name>.yaml: blocks of convs with downsampling slots) and the
+    knobs every backbone takes (width, padding_mode, pad_to, dropout)."""
+
     name: str = "convnet"
-    input_dropout: float | None = None  # None: the backbone's own default
-    slot_dropout: float | None = None  # dropout after each downsampling slot; None: default
+    description: str = ""  # one line: what the backbone is, its source
+    blocks: list[BlockConfig] = field(default_factory=list)
+    norm: str = "none"  # none | batch (after each conv, before its activation)
+    # Keras' BatchNormalization momentum of the moving statistics (PyTorch's 0.1 is 0.9).
+    norm_momentum: float = 0.9
+    activation: str = "relu"  # relu | gelu
+    # The slot geometry every strategy is given (max pooling's window, stride, padding).
+    slot_window: int = 2
+    slot_stride: int = 2
+    slot_padding: str = "valid"
+    slot_position: str = "activation"  # activation | conv (see SLOT_POSITIONS)
+    input_dropout: float = 0.0
+    slot_dropout: float = 0.0  # dropout after each downsampling slot
     # Input adapter: zero-pad smaller images to pad_to × pad_to (28×28 MNIST → 32×32 for
     # the Springenberg backbones, so their maps are 32 → 16 → 8 → 6 as in the paper).
     pad_to: int | None = None
@@ -165,15 +211,40 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not 0 < self.width < float("inf"):  # NaN fails this too
             raise DsbenchError(f"model.width must be a number > 0, got {self.width}")
-        if self.padding_mode not in PADDING_MODES:
-            raise DsbenchError(
-                f"model.padding_mode must be one of {', '.join(PADDING_MODES)}, "
-                f"got {self.padding_mode!r}"
-            )
+        _choice("model.padding_mode", self.padding_mode, PADDING_MODES)
+        _choice("model.norm", self.norm, NORMS)
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        _choice("model.slot_padding", self.slot_padding, CONV_PADDINGS)
+        _choice("model.slot_position", self.slot_position, SLOT_POSITIONS)
+        _positive("model.slot_window", self.slot_window)
+        _positive("model.slot_stride", self.slot_stride)
+        if not 0 < self.norm_momentum < 1:
+            raise DsbenchError(f"model.norm_momentum must be in (0, 1), got {self.norm_momentum}")
         if self.pad_to is not None:
             _positive("model.pad_to", self.pad_to)
         _dropout("model.input_dropout", self.input_dropout)
         _dropout("model.slot_dropout", self.slot_dropout)
+        for i, block in enumerate(self.blocks):
+            _check_block(f"model.blocks[{i}]", block)
+
+
+def _check_block(where: str, block: BlockConfig) -> None:
+    if not block.convs:
+        raise DsbenchError(f"{where}.convs is empty: a block needs at least one conv")
+    n = len(block.convs)
+    if block.slot is not None and not (block.slot == -1 or 1 <= block.slot <= n):
+        raise DsbenchError(
+            f"{where}.slot={block.slot} but the block has {n} conv(s): use 1..{n}, "
+            "-1 (after the last) or null (no slot)"
+        )
+    _positive(f"{where}.repeat", block.repeat)
+    for j, conv in enumerate(block.convs):
+        at = f"{where}.convs[{j}]"
+        for key in ("filters", "kernel", "stride"):
+            _positive(f"{at}.{key}", getattr(conv, key))
+        _choice(f"{at}.padding", conv.padding, CONV_PADDINGS)
+        if conv.norm is not None:
+            _choice(f"{at}.norm", conv.norm, NORMS)
 
 
 @dataclass
@@ -388,6 +459,46 @@ def config_groups() -> list[str]:
     )
 
 
+def backbone_names() -> list[str]:
+    """The backbones in conf/model/ (a user's --config-dir may add more)."""
+    from importlib.resources import files
+
+    root = files(CONFIG_PATH.removeprefix("pkg://")) / "model"
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _backbone_yaml(name: str) -> DictConfig:
+    from importlib.resources import files
+
+    if name not in backbone_names():
+        raise unknown("model", name, backbone_names())
+    text = (files(CONFIG_PATH.removeprefix("pkg://")) / "model" / f"{name}.yaml").read_text()
+    return OmegaConf.create(text)
+
+
+def backbone_head(name: str) -> str:
+    """The head model=<name> comes with: its YAML's `override /head@_global_.head: ...`, else
+    the default head."""
+    for entry in _backbone_yaml(name).get("defaults", []):
+        for key, value in entry.items() if isinstance(entry, DictConfig) else ():
+            if key.split("@")[0].removeprefix("override ").strip("/") == "head":
+                return str(value)
+    return HeadConfig.name
+
+
+def model_config(name: str, **overrides: Any) -> ModelConfig:
+    """The backbone conf/model/<name>.yaml as a checked ModelConfig, fields replaced by
+    `overrides` (model_config("springenberg_c", width=0.25)): the Python side of model=<name>."""
+    return replace(copy.deepcopy(_backbone(name)), **overrides)
+
+
+@functools.cache
+def _backbone(name: str) -> ModelConfig:
+    node = _backbone_yaml(name)
+    node.pop("defaults", None)  # the head a backbone chooses is the head group's business
+    return _checked(ModelConfig, node)
+
+
 def sweep_layout(jobs: str, threads: str, cores: int, accelerator: bool) -> tuple[int, int]:
     """(jobs at once, threads each) for a sweep on a machine with `cores` usable cores.
 
@@ -432,7 +543,8 @@ def launcher_jobs(jobs: str, threads: str, backend: str) -> int:
 @dataclass
 class TrainConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # The default backbone's YAML (base.yaml's default), so TrainConfig() plans a model too.
+    model: ModelConfig = field(default_factory=lambda: model_config("convnet"))
     downsample: DownsampleConfig = field(default_factory=DownsampleConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -481,8 +593,13 @@ def register() -> None:
 
 def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
     """The composed config as a checked dataclass instance (runs every __post_init__)."""
+    return _checked(schema, cfg)
+
+
+def _checked(schema: type, *nodes: Any) -> Any:
+    """`nodes` merged onto the schema, as a dataclass instance; errors as one DsbenchError."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), *nodes)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         # OmegaConf wraps errors raised in __post_init__; surface ours unchanged.
@@ -496,6 +613,7 @@ def validate(cfg: DictConfig, schema: type = TrainConfig) -> Any:
 # here are the same experiment (the same data is read from another folder, etc.).
 RECORD_ONLY_KEYS = (
     "trainer.verbose",
+    "model.description",
     "dataset.archive_dir",
     "dataset.url",
     "dataset.tfds_data_dir",

@@ -20,7 +20,8 @@ output sizes come from `dsbench.model.geometry`, the one place the formula is wr
 | PolyphasePool | aps     | Chaman & Dokmanić 2021, Truly shift-invariant CNNs              |
 | HaarPool     | wavelet  | Williams & Li 2018; Li et al. 2020, WaveCNet                    |
 
-CircularConv2D is a "same" conv whose map wraps around (`model.padding_mode=circular`).
+CircularConv2D is a "same" conv whose map wraps around (`model.padding_mode=circular`);
+ChannelPad and Subsample make a residual block's parameter-free (option A) shortcut.
 """
 
 from __future__ import annotations
@@ -476,12 +477,17 @@ class PolyphasePool(keras.layers.Layer):
         self.padding = padding
 
     def call(self, x: Any) -> Any:
+        # [x, main]: a residual shortcut takes the phase its main path's map chose.
+        x, chooser = x if isinstance(x, (list, tuple)) else (x, x)
         y = phases(x, self.padding)  # (n, oh, ow, 4, c)
-        norms = ops.sum(ops.square(ops.cast(y, "float32")), axis=(1, 2, 4))  # (n, 4)
+        ref = phases(chooser, self.padding)
+        norms = ops.sum(ops.square(ops.cast(ref, "float32")), axis=(1, 2, 4))  # (n, 4)
         pick = ops.one_hot(ops.argmax(norms, axis=1), 4, dtype=y.dtype)  # (n, 4)
         return ops.sum(ops.stop_gradient(pick)[:, None, None, :, None] * y, axis=3)
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        if isinstance(input_shape, list):
+            input_shape = input_shape[0]
         return _pool_shape(input_shape, 2, 2, self.padding)
 
     def get_config(self) -> dict[str, Any]:
@@ -527,6 +533,55 @@ class HaarPool(keras.layers.Layer):
 @keras_builder(spec.HaarPool)
 def _haar_pool(s: spec.HaarPool, name: str) -> HaarPool:
     return HaarPool(s.bands, s.padding, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class ChannelPad(keras.layers.Layer):
+    """Zero channels appended up to `channels` (option A's shortcut, He et al. 2016)."""
+
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.channels = channels
+
+    def call(self, x: Any) -> Any:
+        return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, self.channels - x.shape[-1]]])
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:3], self.channels)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "channels": self.channels}
+
+
+@keras_builder(spec.ChannelPad)
+def _channel_pad(s: spec.ChannelPad, name: str) -> ChannelPad:
+    return ChannelPad(s.channels, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dsbench")
+class Subsample(keras.layers.Layer):
+    """x[::s, ::s] (option A's shortcut beside a strided conv)."""
+
+    def __init__(self, stride: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def call(self, x: Any) -> Any:
+        return x[:, :: self.stride, :: self.stride, :]
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        def size(m: int | None) -> int | None:
+            return None if m is None else -(-m // self.stride)
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "stride": self.stride}
+
+
+@keras_builder(spec.Subsample)
+def _subsample(s: spec.Subsample, name: str) -> Subsample:
+    return Subsample(s.stride, name=name)
 
 
 def circular_pad(x: Any, rows: tuple[int, int], cols: tuple[int, int]) -> Any:

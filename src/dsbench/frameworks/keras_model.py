@@ -56,10 +56,21 @@ def _conv(s: spec.Conv, name: str) -> Any:
         from dsbench.frameworks.keras_layers import CircularConv2D
 
         return CircularConv2D(
-            s.filters, s.kernel, strides=s.stride, activation=s.activation, name=name
+            s.filters,
+            s.kernel,
+            strides=s.stride,
+            activation=s.activation,
+            use_bias=s.bias,
+            name=name,
         )
     return layers.Conv2D(
-        s.filters, s.kernel, strides=s.stride, padding=s.padding, activation=s.activation, name=name
+        s.filters,
+        s.kernel,
+        strides=s.stride,
+        padding=s.padding,
+        activation=s.activation,
+        use_bias=s.bias,
+        name=name,
     )
 
 
@@ -81,12 +92,32 @@ def _flatten(s: spec.Flatten, name: str) -> Any:
 
 @keras_builder(spec.Dense)
 def _dense(s: spec.Dense, name: str) -> Any:
-    return layers.Dense(s.units, name=name)
+    return layers.Dense(s.units, use_bias=s.bias, name=name)
 
 
 @keras_builder(spec.GlobalAvgPool)
 def _global_avg_pool(s: spec.GlobalAvgPool, name: str) -> Any:
     return layers.GlobalAveragePooling2D(name=name)
+
+
+@keras_builder(spec.GlobalMaxPool)
+def _global_max_pool(s: spec.GlobalMaxPool, name: str) -> Any:
+    return layers.GlobalMaxPooling2D(name=name)
+
+
+@keras_builder(spec.BatchNorm)
+def _batch_norm(s: spec.BatchNorm, name: str) -> Any:
+    return layers.BatchNormalization(momentum=s.momentum, name=name)
+
+
+@keras_builder(spec.Activation)
+def _activation(s: spec.Activation, name: str) -> Any:
+    return layers.Activation(s.kind, name=name)
+
+
+@keras_builder(spec.Add)
+def _add(s: spec.Add, name: str) -> Any:
+    return layers.Add(name=name)
 
 
 @keras_builder(spec.Softmax)
@@ -95,13 +126,46 @@ def _softmax(s: spec.Softmax, name: str) -> Any:
     return layers.Activation("softmax", dtype="float32", name=name)
 
 
-def build_keras(plan: Plan, input_shape: Shape, name: str = "dsbench") -> keras.Model:
-    """The planned model as a Keras functional model (the backend is Keras' choice)."""
+def build_keras(
+    plan: Plan, input_shape: Shape, name: str = "dsbench", outputs: dict[str, Any] | None = None
+) -> keras.Model:
+    """The planned model as a Keras functional model (the backend is Keras' choice).
+
+    `outputs`, if given, receives each layer's output tensor by layer name (a shared layer's
+    use on a shortcut as `<name>@shortcut`): what `describe` checks the plan's shapes with.
+    """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
+    seen: dict[str, Any] = {} if outputs is None else outputs
     x = inputs
     for layer_name, s in plan:
-        x = keras_layer(s, layer_name)(x)
+        x = _apply(layer_name, s, x, seen)
     return keras.Model(inputs, x, name=name)
+
+
+def _apply(name: str, s: Spec, x: Any, outputs: dict[str, Any]) -> Any:
+    if not isinstance(s, spec.Residual):
+        outputs[name] = keras_layer(s, name)(x)
+        return outputs[name]
+    shortcut, main, built, inputs_of = x, x, {}, {}
+    for sub_name, sub in s.body:
+        inputs_of[sub_name] = main
+        built[sub_name] = keras_layer(sub, sub_name)
+        main = outputs[sub_name] = built[sub_name](main)
+    for step in s.shortcut(name, tuple(x.shape[1:])):
+        if not step.shared:
+            shortcut = _apply(step.name, step.spec, shortcut, outputs)
+            continue
+        layer = built[step.name]
+        if isinstance(step.spec, spec.PolyphasePool):  # the phase the main path chose
+            shortcut = layer([shortcut, inputs_of[step.name]])
+        else:
+            shortcut = layer(shortcut)
+        outputs[f"{step.name}@shortcut"] = shortcut
+    x = outputs[f"{name}_add"] = keras_layer(spec.Add(), f"{name}_add")([main, shortcut])
+    if s.activation:
+        act = keras_layer(spec.Activation(s.activation), f"{name}_act")
+        x = outputs[f"{name}_act"] = act(x)
+    return x
 
 
 def count_trainable(model: keras.Model) -> int:

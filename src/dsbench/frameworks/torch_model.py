@@ -74,7 +74,7 @@ def _conv(s: spec.Conv, x: Shape) -> Any:
             f"{s.padding_mode}: bench with zeros, or with torch=false"
         )
     pad = _same_padding(x[0], s.kernel, s.stride, s.padding)
-    conv = nn.Conv2d(x[2], s.filters, s.kernel, stride=s.stride, padding=pad)
+    conv = nn.Conv2d(x[2], s.filters, s.kernel, stride=s.stride, padding=pad, bias=s.bias)
     return nn.Sequential(conv, nn.ReLU(inplace=True)) if s.activation == "relu" else conv
 
 
@@ -99,7 +99,7 @@ def _flatten(s: spec.Flatten, x: Shape) -> Any:
 
 @torch_builder(spec.Dense)
 def _dense(s: spec.Dense, x: Shape) -> Any:
-    return nn.Linear(x[0], s.units)
+    return nn.Linear(x[0], s.units, bias=s.bias)
 
 
 @torch_builder(spec.GlobalAvgPool)

@@ -6,6 +6,10 @@
 | gap     | dropout → 1×1 conv to classes → global average (Lin et al. 2014)|
 | allconv | 3×3 valid conv 192 → 1×1 conv 192 → 1×1 conv classes → global   |
 |         | average (Springenberg et al. 2015; every conv with ReLU)       |
+| linear  | dropout → global average → dense(classes) (ResNets, He et al.  |
+|         | 2016): gap's function, the 1×1 conv and the mean commute       |
+| maxlinear | dropout → global max → dense(classes) without bias → × 1/9  |
+|         | (airbench94's head)                                            |
 
 Each ends in a float32 softmax.
 """
@@ -21,7 +25,9 @@ from dsbench.model.layers import (
     Dropout,
     Flatten,
     GlobalAvgPool,
+    GlobalMaxPool,
     LayerSpec,
+    Rescale,
     Softmax,
     scaled,
 )
@@ -55,4 +61,28 @@ def allconv(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[Layer
     ]
 
 
-HEADS: dict[str, Head] = {"flatten": flatten_dense, "gap": global_average, "allconv": allconv}
+def linear(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[LayerSpec]:
+    return [*_dropout(cfg), GlobalAvgPool(), Dense(num_classes), Softmax()]
+
+
+# airbench94 scales its logits by 1/9 (its `scaling_factor`): a fixed softmax temperature.
+AIRBENCH_LOGIT_SCALE = 1 / 9
+
+
+def max_linear(num_classes: int, cfg: HeadConfig, width: float = 1.0) -> list[LayerSpec]:
+    return [
+        *_dropout(cfg),
+        GlobalMaxPool(),
+        Dense(num_classes, bias=False),
+        Rescale(AIRBENCH_LOGIT_SCALE),
+        Softmax(),
+    ]
+
+
+HEADS: dict[str, Head] = {
+    "flatten": flatten_dense,
+    "gap": global_average,
+    "allconv": allconv,
+    "linear": linear,
+    "maxlinear": max_linear,
+}

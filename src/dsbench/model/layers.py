@@ -16,6 +16,7 @@ filter of BlurPool counts: it is a depthwise convolution, whether learned or not
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dsbench.errors import DsbenchError
@@ -41,6 +42,10 @@ class Spec:
     def params(self, x: Shape) -> int:
         return 0
 
+    def state(self, x: Shape) -> int:
+        """Values kept but not trained (a batch norm's moving statistics)."""
+        return 0
+
 
 @dataclass(frozen=True)
 class Rescale(Spec):
@@ -58,6 +63,7 @@ class Conv(Spec):
     activation: str | None = "relu"
     # "same" only: zeros, or circular (the map wraps around; same sizes, params and FLOPs).
     padding_mode: str = "zeros"
+    bias: bool = True  # False before a batch norm, whose β is the bias
 
     def output_shape(self, name: str, x: Shape) -> Shape:
         h, w, _ = x
@@ -72,7 +78,7 @@ class Conv(Spec):
         return 2 * self.kernel * self.kernel * x[2] * c * h * w
 
     def params(self, x: Shape) -> int:
-        return (self.kernel * self.kernel * x[2] + 1) * self.filters  # weights + biases
+        return (self.kernel * self.kernel * x[2] + self.bias) * self.filters  # weights + biases
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class Flatten(Spec):
 @dataclass(frozen=True)
 class Dense(Spec):
     units: int
+    bias: bool = True
 
     def output_shape(self, name: str, x: Shape) -> Shape:
         return (self.units,)
@@ -126,13 +133,63 @@ class Dense(Spec):
         return 2 * x[0] * self.units
 
     def params(self, x: Shape) -> int:
-        return (x[0] + 1) * self.units
+        return (x[0] + self.bias) * self.units
 
 
 @dataclass(frozen=True)
 class GlobalAvgPool(Spec):
     def output_shape(self, name: str, x: Shape) -> Shape:
         return (x[2],)
+
+
+@dataclass(frozen=True)
+class GlobalMaxPool(Spec):
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (x[2],)
+
+
+@dataclass(frozen=True)
+class BatchNorm(Spec):
+    """Batch normalisation per channel (Ioffe & Szegedy 2015): γ and β trained (2·C params),
+    the moving mean and variance kept (2·C more, not trained: `state`)."""
+
+    momentum: float = 0.9
+
+    def params(self, x: Shape) -> int:
+        return 2 * x[-1]
+
+    def state(self, x: Shape) -> int:
+        return 2 * x[-1]
+
+
+@dataclass(frozen=True)
+class Activation(Spec):
+    kind: str = "relu"  # relu | gelu
+
+
+@dataclass(frozen=True)
+class Add(Spec):
+    """A residual block's main path + shortcut (shapes checked by Residual)."""
+
+
+@dataclass(frozen=True)
+class ChannelPad(Spec):
+    """Zero channels appended up to `channels`: option A's parameter-free shortcut."""
+
+    channels: int
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (*x[:2], self.channels)
+
+
+@dataclass(frozen=True)
+class Subsample(Spec):
+    """x[::s, ::s]: option A's shortcut beside a strided conv (ceil(n / s), as "same")."""
+
+    stride: int = 2
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        return (-(-x[0] // self.stride), -(-x[1] // self.stride), x[2])
 
 
 @dataclass(frozen=True)
@@ -337,6 +394,97 @@ class Augment(Spec):
     image_size: int
 
 
+Step = tuple[str, Spec, Shape, Shape]  # a layer's name, spec, input and output shapes
+
+
+def walk(layers: tuple[tuple[str, Spec], ...] | list[tuple[str, Spec]], x: Shape) -> list[Step]:
+    """Each named layer with its input and output shapes, in order."""
+    steps = []
+    for name, s in layers:
+        out = s.output_shape(name, x)
+        steps.append((name, s, x, out))
+        x = out
+    return steps
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """One step of a residual shortcut; `shared`: the main path's own layer of that name."""
+
+    name: str
+    spec: Spec
+    shared: bool
+    input_shape: Shape
+    output_shape: Shape
+
+
+@dataclass(frozen=True)
+class Residual(Spec):
+    """x → activation(main(x) + shortcut(x)): He et al. 2016's basic block, `body` the main
+    path (its last activation moved after the sum).
+
+    The shortcut is parameter-free, option A, and downsamples as the main path does: where
+    the main path's slot changes the size, x goes through the slot's own layers (the same
+    layers, weights shared: no parameters added; APS keeps the phase the main path chose),
+    its channels first zero-padded to the slot's width; where a strided conv does
+    (downsample=strided, the original ResNet), x[::s, ::s]; then zero channels up to the
+    main path's. Params: the main path's; FLOPs: the main path's plus the shared layers'
+    on the shortcut (the sum, as bias adds, is not counted).
+    """
+
+    body: tuple[tuple[str, Spec], ...]
+    slot: tuple[str, ...] = ()  # names of the body's slot layers
+    activation: str | None = "relu"
+
+    def output_shape(self, name: str, x: Shape) -> Shape:
+        self.shortcut(name, x)  # raises where the two paths cannot be summed
+        return walk(self.body, x)[-1][3]
+
+    def shortcut(self, name: str, x: Shape) -> list[Shortcut]:
+        """The shortcut's steps for input shape x (empty: the identity); DsbenchError where no
+        parameter-free shortcut gives the main path's shape."""
+        main = walk(self.body, x)
+        out = main[-1][3]
+        steps: list[Shortcut] = []
+
+        def add(step_name: str, s: Spec, shared: bool) -> None:
+            nonlocal x
+            y = s.output_shape(step_name, x)
+            steps.append(Shortcut(step_name, s, shared, x, y))
+            x = y
+
+        slot = [step for step in main if step[0] in self.slot]
+        if slot and x[:2] != out[:2]:
+            width = slot[0][2][-1]
+            if x[-1] < width:
+                add(f"{name}_shortcut_pad", ChannelPad(width), False)
+            if x[-1] == width:
+                for step_name, s, _, _ in slot:
+                    add(step_name, s, True)
+        if x[:2] != out[:2]:
+            stride = math.prod(s.stride for _, s, _, _ in main if isinstance(s, Conv))
+            add(f"{name}_shortcut_subsample", Subsample(stride), False)
+        if x[-1] < out[-1]:
+            add(f"{name}_shortcut_pad", ChannelPad(out[-1]), False)
+        if x != out:
+            raise DsbenchError(
+                f"layer {name}: its shortcut gives {'×'.join(map(str, x))} but its main path "
+                f'{"×".join(map(str, out))}; a residual block needs "same" convs and no '
+                "fewer channels out than in"
+            )
+        return steps
+
+    def flops(self, x: Shape) -> int:
+        main = sum(s.flops(i) for _, s, i, _ in walk(self.body, x))
+        return main + sum(t.spec.flops(t.input_shape) for t in self.shortcut("", x))
+
+    def params(self, x: Shape) -> int:
+        return sum(s.params(i) for _, s, i, _ in walk(self.body, x))
+
+    def state(self, x: Shape) -> int:
+        return sum(s.state(i) for _, s, i, _ in walk(self.body, x))
+
+
 LayerSpec = (
     Rescale
     | Pad
@@ -357,4 +505,11 @@ LayerSpec = (
     | StochasticPool
     | PolyphasePool
     | HaarPool
+    | GlobalMaxPool
+    | BatchNorm
+    | Activation
+    | Add
+    | ChannelPad
+    | Subsample
+    | Residual
 )

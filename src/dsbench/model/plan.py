@@ -1,23 +1,35 @@
 """The plan: a whole model as named layer specs, backbone × downsampling strategy × head.
 
-A backbone is a list of blocks; each block is a few convs followed by one downsampling
-slot. `plan_model` asks the strategy what fills each slot and the head what ends the
-model. Nothing else differs between two models of the same backbone: that is the point of
-the suite.
+A backbone (conf/model/<name>.yaml) is a list of blocks; each block is a few convs with
+at most one downsampling slot, and may be residual. `plan_model` asks the strategy what
+fills each slot and the head what ends the model. Nothing else differs between two models
+of the same backbone: that is the point of the suite.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig, TrainConfig
 from dsbench.errors import unknown
-from dsbench.model.backbones import BACKBONES
-from dsbench.model.downsample import STRATEGIES, Slot
+from dsbench.model.backbones import backbone_layers, is_slot, named
+from dsbench.model.downsample import STRATEGIES
 from dsbench.model.heads import HEADS
-from dsbench.model.layers import Augment, Conv, Dropout, LayerSpec, Pad, Rescale, Shape, scaled
+from dsbench.model.layers import (
+    Activation,
+    Add,
+    Augment,
+    Conv,
+    Dropout,
+    LayerSpec,
+    Pad,
+    Rescale,
+    Residual,
+    Shape,
+    walk,
+)
 
 Plan = list[tuple[str, LayerSpec]]
 T = TypeVar("T")
@@ -45,35 +57,18 @@ def plan_model(
     (off when the data is already preprocessed to floats); `augment` adds training-batch
     augmentation after the input adapter.
     """
-    backbone = lookup(BACKBONES, "model", model.name)
     strategy = lookup(STRATEGIES, "downsample", downsample.name)
     make_head = lookup(HEADS, "head", head.name)
-    input_dropout = backbone.input_dropout if model.input_dropout is None else model.input_dropout
-    slot_dropout = backbone.slot_dropout if model.slot_dropout is None else model.slot_dropout
 
     plan: Plan = [("rescale", Rescale())] if rescale else []
     if model.pad_to and input_shape and min(input_shape[:2]) < model.pad_to:
         plan.append(("pad", Pad.to_size(input_shape, model.pad_to)))  # e.g. 28 → 32
     if augment is not None:
         plan.append(("augment", augment))
-    if input_dropout > 0:
-        plan.append(("input_dropout", Dropout(input_dropout)))
-    for i, block in enumerate(backbone.blocks, start=1):
-        convs = [replace(c, filters=scaled(c.filters, model.width)) for c in block.convs]
-        slot = Slot(
-            convs[-1].filters,
-            backbone.pool_window,
-            backbone.pool_stride,
-            backbone.pool_padding,
-        )
-        fill = strategy(slot, downsample)
-        if fill.stride_previous_conv:
-            convs[-1] = replace(convs[-1], stride=2)
-        plan += [(f"block{i}_conv{j}", conv) for j, conv in enumerate(convs, start=1)]
-        plan += _named(f"block{i}_down", fill.layers)
-        if slot_dropout > 0:
-            plan.append((f"block{i}_dropout", Dropout(slot_dropout)))
-    plan += _named("head", make_head(num_classes, head, model.width))
+    if model.input_dropout > 0:
+        plan.append(("input_dropout", Dropout(model.input_dropout)))
+    plan += backbone_layers(model, strategy, downsample)
+    plan += named("head", tuple(make_head(num_classes, head, model.width)))
     return [(name, _padded(spec, model.padding_mode)) for name, spec in plan]
 
 
@@ -81,6 +76,8 @@ def _padded(spec: LayerSpec, mode: str) -> LayerSpec:
     """A "same" conv pads as model.padding_mode says (backbone, strategy and head alike)."""
     if isinstance(spec, Conv) and spec.padding == "same" and spec.kernel > 1:
         return replace(spec, padding_mode=mode)
+    if isinstance(spec, Residual):
+        return replace(spec, body=tuple((n, _padded(s, mode)) for n, s in spec.body))
     return spec
 
 
@@ -102,13 +99,6 @@ def plan_from_config(cfg: TrainConfig, image_shape: Shape, num_classes: int) -> 
     )
 
 
-def _named(prefix: str, specs: Iterable[LayerSpec]) -> Plan:
-    specs = list(specs)
-    if len(specs) == 1:
-        return [(prefix, specs[0])]
-    return [(f"{prefix}{j}_{type(s).__name__.lower()}", s) for j, s in enumerate(specs, start=1)]
-
-
 Trace = list[tuple[str, LayerSpec, Shape, Shape]]  # name, spec, input shape, output shape
 
 
@@ -118,12 +108,7 @@ def trace(plan: Plan, input_shape: Shape) -> list[tuple[str, LayerSpec, Shape]]:
 
 
 def _walk(plan: Plan, input_shape: Shape) -> Trace:
-    rows, shape = [], tuple(input_shape)
-    for name, spec in plan:
-        out = spec.output_shape(name, shape)
-        rows.append((name, spec, shape, out))
-        shape = out
-    return rows
+    return walk(plan, tuple(input_shape))
 
 
 def flops_per_image(plan: Plan, input_shape: Shape) -> int:
@@ -132,17 +117,61 @@ def flops_per_image(plan: Plan, input_shape: Shape) -> int:
 
 
 def count_params(plan: Plan, input_shape: Shape) -> int:
-    """Parameters of the planned model, predicted (the tests check them against Keras)."""
+    """Trainable parameters of the planned model, predicted (checked against Keras')."""
     return sum(spec.params(x) for _, spec, x, _ in _walk(plan, input_shape))
+
+
+def count_state(plan: Plan, input_shape: Shape) -> int:
+    """Values kept but not trained (batch norms' moving statistics), predicted."""
+    return sum(spec.state(x) for _, spec, x, _ in _walk(plan, input_shape))
 
 
 def model_name(model: ModelConfig, downsample: DownsampleConfig, head: HeadConfig) -> str:
     return f"{model.name}-{downsample.name}-{head.name}"
 
 
-def shape_table(rows: list[tuple[str, LayerSpec, Shape]]) -> str:
-    """Markdown table: layer, what it is, output shape (a run's shapes.md artifact)."""
-    lines = ["| layer | spec | output shape |", "|---|---|---|"]
-    for name, spec, shape in rows:
-        lines.append(f"| {name} | {spec} | {'×'.join(map(str, shape))} |")
+class Row(NamedTuple):
+    """One layer as `describe` shows it: a residual block's layers are rows of their own."""
+
+    name: str
+    spec: LayerSpec
+    shape: Shape  # its output
+    path: str = ""  # inside a residual block: main | shortcut | sum
+    block: str = ""  # that residual block's name
+    shared: bool = False  # a main-path layer the shortcut goes through again (same weights)
+
+    @property
+    def key(self) -> str:
+        """Its output's name in build_keras(outputs=...)."""
+        return f"{self.name}@shortcut" if self.shared else self.name
+
+    @property
+    def slot(self) -> bool:
+        return is_slot(self.name)
+
+
+def layer_rows(plan: Plan, input_shape: Shape) -> list[Row]:
+    """Every layer with its output shape; a residual block as its main path, its shortcut's
+    steps and the sum."""
+    rows: list[Row] = []
+    for name, spec, x, out in _walk(plan, input_shape):
+        if not isinstance(spec, Residual):
+            rows.append(Row(name, spec, out))
+            continue
+        rows += [Row(n, s, o, "main", name) for n, s, _, o in walk(spec.body, x)]
+        for t in spec.shortcut(name, x):
+            rows.append(Row(t.name, t.spec, t.output_shape, "shortcut", name, t.shared))
+        rows.append(Row(f"{name}_add", Add(), out, "sum", name))
+        if spec.activation:
+            rows.append(Row(f"{name}_act", Activation(spec.activation), out, "sum", name))
+    return rows
+
+
+def shape_table(rows: list[Row]) -> str:
+    """Markdown table: layer, path, what it is, output shape (a run's shapes.md artifact)."""
+    lines = ["| layer | path | spec | output shape |", "|---|---|---|---|"]
+    for row in rows:
+        path = f"{row.block} {row.path}" if row.block else ""
+        spec = "(the main path's layer)" if row.shared else str(row.spec)
+        lines.append(f"| {row.name} | {path} | {spec} | {'×'.join(map(str, row.shape))} |")
     return "\n".join(lines) + "\n"

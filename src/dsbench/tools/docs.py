@@ -1,9 +1,10 @@
-"""README's two generated tables: `python -m dsbench.tools.docs`.
+"""README's three generated tables: `python -m dsbench.tools.docs`.
 
 - The strategy table, from the code: each row is one registered strategy
   (dsbench.model.downsample), its description, and the params and MFLOPs of the keras-io MNIST
-  convnet with the flatten head, predicted in pure Python (the tests check the same numbers
-  against Keras).
+  convnet with the flatten head and of ResNet-20 on CIFAR-10, predicted in pure Python (the
+  tests check the same numbers against Keras).
+- The backbone table, from conf/model/: each backbone's description, head, slots and cost.
 - The result table, from the headline study's committed comparison (`RESULT`, which
   `dsbench.analyze` writes from the runs).
 
@@ -20,9 +21,17 @@ import pandas as pd
 
 from dsbench.analysis.significance import BASELINE
 from dsbench.analysis.tables import ACCURACY, COST
-from dsbench.config import DownsampleConfig, HeadConfig, ModelConfig
+from dsbench.config import (
+    DownsampleConfig,
+    HeadConfig,
+    backbone_head,
+    backbone_names,
+    model_config,
+)
 from dsbench.contract import Metric, Tag
 from dsbench.data.registry import get_info
+from dsbench.errors import DsbenchError
+from dsbench.model.backbones import blocks
 from dsbench.model.downsample import STRATEGIES
 from dsbench.model.plan import count_params, flops_per_image, plan_model
 
@@ -30,22 +39,56 @@ ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 RESULT = ROOT / "results" / "mnist-converged" / "comparison.csv"  # the headline study
 BEGIN, END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
+BACKBONES_BEGIN, BACKBONES_END = "<!-- backbones:begin -->", "<!-- backbones:end -->"
 RESULT_BEGIN, RESULT_END = "<!-- result:begin -->", "<!-- result:end -->"
 HEADS = ("flatten", "gap")  # the order of the result table's two halves
 
 
+def _cost(backbone: str, strategy: str, dataset: str, head: str | None = None) -> str:
+    """`params | MFLOPs` of one model, predicted in pure Python; `– | –` where the strategy
+    does not fit the backbone (describe and train refuse it with one line)."""
+    info = get_info(dataset)
+    plan = plan_model(
+        model_config(backbone),
+        DownsampleConfig(strategy),
+        HeadConfig(head or backbone_head(backbone)),
+        info.num_classes,
+        info.image_shape,
+    )
+    try:
+        params = count_params(plan, info.image_shape)
+    except DsbenchError:
+        return "– | –"
+    return f"{params:,} | {flops_per_image(plan, info.image_shape) / 1e6:.2f}"
+
+
 def strategy_table() -> str:
-    """One Markdown row per strategy: name, description, params, MFLOPs (convnet, MNIST)."""
-    info = get_info("mnist")
+    """One Markdown row per strategy: name, description, params and MFLOPs of the MNIST
+    convnet (flatten head) and of ResNet-20 on CIFAR-10 (linear head)."""
     lines = [
-        "| `downsample=` | what fills each slot | params | MFLOPs |",
-        "|---|---|---:|---:|",
+        "| `downsample=` | what fills each slot | convnet | MFLOPs | ResNet-20 | MFLOPs |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for name, strategy in STRATEGIES.items():
-        plan = plan_model(ModelConfig(), DownsampleConfig(name), HeadConfig(), info.num_classes)
-        params = count_params(plan, info.image_shape)
-        mflops = flops_per_image(plan, info.image_shape) / 1e6
-        lines.append(f"| `{name}` | {strategy.description} | {params:,} | {mflops:.2f} |")
+        convnet = _cost("convnet", name, "mnist", HeadConfig.name)
+        resnet = _cost("resnet20", name, "cifar10")
+        lines.append(f"| `{name}` | {strategy.description} | {convnet} | {resnet} |")
+    return "\n".join(lines) + "\n"
+
+
+def backbone_table() -> str:
+    """One Markdown row per backbone in conf/model/: its description, the head it comes with,
+    its slots, and params and MFLOPs with max pooling on CIFAR-10."""
+    lines = [
+        "| `model=` | backbone | head | slots | params | MFLOPs |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for name in backbone_names():
+        model = model_config(name)
+        slots = sum(1 for block in blocks(model) if block.slot is not None)
+        head = backbone_head(name)
+        cost = _cost(name, "max", "cifar10")
+        lines.append(f"| `{name}` | {model.description} | `{head}` | {slots} | {cost} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,6 +150,7 @@ def between(text: str, begin: str, end: str, body: str) -> str:
 def with_table(readme: str, csv: Path = RESULT) -> str:
     """The README text with both generated tables replaced by what the code and results say."""
     readme = between(readme, BEGIN, END, strategy_table())
+    readme = between(readme, BACKBONES_BEGIN, BACKBONES_END, backbone_table())
     return between(readme, RESULT_BEGIN, RESULT_END, result_table(csv))
 
 
@@ -123,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         return
     args.readme.write_text(new)
-    print(f"{args.readme}: strategy table ({len(STRATEGIES)} strategies) and result table written")
+    print(f"{args.readme}: strategy, backbone and result tables written")
 
 
 if __name__ == "__main__":

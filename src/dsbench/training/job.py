@@ -18,8 +18,14 @@ from dsbench.config import AUTO, TrainConfig, gpu_visible, sweep_layout, usable_
 from dsbench.data.registry import DatasetInfo, get_info
 from dsbench.data.splits import check_sizes
 from dsbench.errors import DsbenchError
-from dsbench.model.layers import LayerSpec, Shape
-from dsbench.model.plan import Plan, count_params, flops_per_image, plan_from_config, trace
+from dsbench.model.plan import (
+    Plan,
+    Row,
+    count_params,
+    flops_per_image,
+    layer_rows,
+    plan_from_config,
+)
 from dsbench.tracking.recorder import in_sweep, run_name
 from dsbench.tracking.store import bound_retries, check_store
 
@@ -39,7 +45,7 @@ class Job:
     cfg: TrainConfig
     info: DatasetInfo
     plan: Plan
-    shapes: list[tuple[str, LayerSpec, Shape]]  # each layer's predicted output shape
+    shapes: list[Row]  # each layer's predicted output shape
     params: int  # predicted; the Keras model's own count is what a run logs
     flops: int  # forward FLOPs of one image (multiply-adds × 2)
     share: Share
@@ -65,7 +71,7 @@ def make_job(cfg: DictConfig | TrainConfig, schema: type = TrainConfig, store: b
         checked,
         info,
         plan,
-        trace(plan, info.image_shape),
+        layer_rows(plan, info.image_shape),
         count_params(plan, info.image_shape),
         flops_per_image(plan, info.image_shape),
         machine_share(checked),
