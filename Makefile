@@ -19,7 +19,8 @@ STORE = $(shell $(PY) -c 'from dsbench.config import default_store_uri; print(de
 .PHONY: help install test test-fast lint format data run run-sweep reproduce-allconv analyze bench bench-strategies bench-sweep gpu-check bench-analysis ui server screenshots describe docs clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's|$$(DSBENCH_DATA)|$(DSBENCH_DATA)|' | \
+	  awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 # System packages come from Debian: python3-venv, chromium + its driver for the UI test, and
 # PostgreSQL for the tracking-server test (a database behind `make server`).
@@ -53,31 +54,33 @@ format:  ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 DATASETS ?=
+comma := ,
+space := $(subst ,, )
 data:  ## download the official archives, md5-checked, to $(DSBENCH_DATA)/<name> (DATASETS="mnist ...", default all)
-	$(PY) -m dsbench.data fetch $(DATASETS)
+	$(PY) -m dsbench data $(if $(DATASETS),datasets=$(subst $(space),$(comma),$(strip $(DATASETS))))
 
 run:  ## one training run (defaults: MNIST, convnet, max pool, flatten head); ARGS="key=value ..."
-	$(PY) -m dsbench.train $(ARGS)
+	$(PY) -m dsbench train $(ARGS)
 
 run-sweep:  ## every downsample × head × 3 seeds on MNIST as one MLflow sweep; ARGS to override
-	$(PY) -m dsbench.train -m experiments=mnist_downsampling $(ARGS)
+	$(PY) -m dsbench train -m experiments=mnist_downsampling $(ARGS)
 
 # PRESET=small (minutes on a CPU) | fashion (Fashion-MNIST, runs here) | empty: the full protocol
 PRESET ?=
 reproduce-allconv:  ## Springenberg 2015's 12 models × 4 lr (PRESET=small|fashion; ARGS; dry_run=true)
-	$(PY) -m dsbench.train -m experiments=springenberg2015$(if $(PRESET),_$(PRESET)) $(ARGS)
+	$(PY) -m dsbench train -m experiments=springenberg2015$(if $(PRESET),_$(PRESET)) $(ARGS)
 
-analyze:  ## tables, plots and dashboard of a study into results/<experiment>/ (ARGS="experiment=...")
-	$(PY) -m dsbench.analyze $(ARGS)
+analyze:  ## tables, plots and dashboard of a study into results/<experiment>/ (ARGS="experiments=<study> ...")
+	$(PY) -m dsbench analyze $(ARGS)
 
 screenshots:  ## screenshots of the MLflow UI (runs, a run, the sweep dashboard) in headless Chromium (devtools/mlflow_ui.py); ARGS="--experiment ..."
 	$(PY) -m devtools.mlflow_ui $(ARGS)
 
 describe:  ## shapes, params and FLOPs of a model without training; ARGS="downsample=conv ..."
-	$(PY) -m dsbench.describe $(ARGS)
+	$(PY) -m dsbench describe $(ARGS)
 
 bench:  ## training speed: suite vs tracking off vs bare keras fit vs a PyTorch loop → results/bench/<device>-<backend>.md; ARGS=
-	$(PY) -m dsbench.tools.bench $(ARGS)
+	$(PY) -m dsbench bench $(ARGS)
 
 bench-strategies:  ## what each downsampling costs in time: every strategy × head side by side → results/bench/strategies-<device>-<backend>.md; ARGS=
 	$(PY) -m dsbench.tools.strategy_speed $(ARGS)
@@ -98,9 +101,8 @@ bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs 
 docs:  ## regenerate README's strategy table (from the code) and result table (from the headline study in results/); a test checks both
 	$(PY) -m dsbench.tools.docs
 
-ui:  ## MLflow UI over the project's store, on 127.0.0.1:5000 (HOST=, PORT= to change)
-	@echo "MLflow UI: http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning  (store: $(STORE))"
-	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host $(HOST) --port $(PORT)
+ui:  ## MLflow UI on a study's runs, grouped by strategy (ARGS="experiments=<study>"; HOST=, PORT=)
+	$(PY) -m dsbench ui host=$(HOST) port=$(PORT) $(ARGS)
 
 # The server's own store: this sqlite file, or a database, e.g. postgresql://user@host/mlflow.
 SERVER_STORE ?= $(STORE)

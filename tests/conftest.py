@@ -29,7 +29,13 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"  # never
 # The fixtures that train or prepare TFDS (here, test_train.py's `mnist_epoch` and
 # test_springenberg2015.py's `twelve_model_store`): a test using one (directly or through
 # another fixture) is slow, and must say so, so that `make test-fast` trains nothing.
-TRAINING_FIXTURES = {"mnist_tfds", "study_store", "mnist_epoch", "twelve_model_store"}
+TRAINING_FIXTURES = {
+    "mnist_tfds",
+    "study_store",
+    "mnist_epoch",
+    "mnist_epoch_trained",
+    "twelve_model_store",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import TINY, dsbench
+from helpers import TINY, all_runs, dsbench, store_uri, train
 from services import make_server, postgres
 
 from devtools.mlflow_ui import free_port
+from dsbench.contract import Tag
 from dsbench.errors import ExternalError
 from dsbench.tracking.store import check_store
 
@@ -212,3 +213,73 @@ def test_a_sqlite_store_keeps_its_artifacts_beside_its_file(
     assert list(elsewhere.iterdir()) == []
     assert len(list((store / "mlruns" / "my-study-1").glob("*/artifacts/note.txt"))) == 1
     assert open_experiment(tracking) == experiment_id  # found again, not created twice
+
+
+# ---- a store that fails mid-run: one line, exit 1, the run FAILED where it can be recorded ----
+
+LONG_RUN = ("trainer.epochs=60", "tracking.system_metrics=false", "tracking.retry_seconds=4")
+
+
+def _locked_mid_run(db: Path, uri: str, shared_data: Path, tmp_path: Path) -> tuple:
+    """Train a long run into `uri`; once it has logged two epochs, hold `db` (the store's
+    sqlite file, or the server's) under an exclusive lock until MLflow has logged, in the
+    job's log file, that it failed to write; then let go. Returns the finished process's
+    (returncode, stdout, stderr)."""
+    command = [sys.executable, "-m", "dsbench", "train", *TINY, *LONG_RUN, "trainer.seed=1"]
+    command += [f"dataset.archive_dir={shared_data / 'mnist'}", f"tracking.uri={uri}"]
+    job = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while _epochs_logged(db) < 2:
+        assert job.poll() is None and time.monotonic() < deadline, job.stderr.read()
+        time.sleep(0.5)
+    lock = sqlite3.connect(db, timeout=30, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        while not any("Failed to log" in p.read_text() for p in tmp_path.glob("outputs/runs/*/*.log")):
+            assert job.poll() is None and time.monotonic() < deadline, job.stderr.read()
+            time.sleep(0.2)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    stdout, stderr = job.communicate(timeout=300)
+    return job.returncode, stdout, stderr
+
+
+def _assert_failed_in_one_line(code: int, stderr: str, uri: str, cause: str) -> str:
+    assert code == 1, stderr[-3000:]
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"dsbench: error: tracking store {uri} failed mid-run: {cause}")
+    assert len(line) <= 300 and "SQL" not in line and "INSERT" not in line
+    return line
+
+
+@pytest.mark.slow
+def test_a_sqlite_store_locked_mid_run(shared_data: Path, tmp_path: Path) -> None:
+    """The store's file is locked by another process beyond the retries while a run logs:
+    one line (the store, the cause in words, what to do), exit 1, the run FAILED with the
+    reason once the lock is gone, and the store still opens with its earlier run."""
+    uri, db = store_uri(tmp_path), tmp_path / "mlflow.db"
+    earlier = train(tmp_path, data=shared_data / "mnist").runs
+    code, stdout, stderr = _locked_mid_run(db, uri, shared_data, tmp_path)
+    _assert_failed_in_one_line(code, stderr, uri, "its database stayed locked")
+    assert "Traceback" not in stdout + stderr
+    runs = {r.data.tags[Tag.SEED]: r for r in all_runs(uri)}
+    assert runs["0"].info.run_id == earlier[0].info.run_id
+    assert runs["0"].info.status == "FINISHED"
+    assert runs["1"].info.status == "FAILED"
+    assert "failed mid-run" in runs["1"].data.tags[Tag.FAILURE_REASON]
+
+
+@pytest.mark.slow
+def test_a_server_that_answers_with_errors_mid_run(shared_data: Path, tmp_path: Path) -> None:
+    """The server is up but its database is locked: it answers HTTP 500. The run stops
+    after `tracking.retry_seconds` with one line, exit 1, and is FAILED once it can be."""
+    server_db = tmp_path / "server.db"
+    with make_server(f"sqlite:///{server_db}", tmp_path / "artifacts", tmp_path / "log") as url:
+        code, stdout, stderr = _locked_mid_run(server_db, url, shared_data, tmp_path)
+        _assert_failed_in_one_line(code, stderr, url, "the server answered with")
+        assert "Traceback" not in stdout + stderr
+        (run,) = all_runs(url)
+        assert run.info.status == "FAILED"

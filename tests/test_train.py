@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import NO_TF, TINY, all_runs, dsbench, store_uri, train
+from helpers import NO_TF, TINY, Trained, all_runs, dsbench, store_uri, train
 from mlflow.entities import Run
 
 from dsbench import contract
+from dsbench.data.registry import get_info
 from dsbench.contract import (
     EPOCH_METRICS,
     JOB_TAGS,
@@ -31,9 +34,9 @@ TAGS = {*JOB_TAGS, Tag.DEVICE, Tag.GIT_COMMIT}
 
 
 @pytest.fixture(scope="session")
-def mnist_epoch(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Run]:
+def mnist_epoch_trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """One full MNIST epoch (54k images) of the keras-io model, trained once per session."""
-    trained = train(
+    return train(
         tmp_path_factory.mktemp("mnist_epoch"),
         "dataset.source=archive",
         "trainer.epochs=1",
@@ -41,8 +44,12 @@ def mnist_epoch(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         data=shared_data / "mnist",
         tiny=False,
     )
-    (run,) = trained.runs
-    return trained.uri, run
+
+
+@pytest.fixture(scope="session")
+def mnist_epoch(mnist_epoch_trained: Trained) -> tuple[str, Run]:
+    (run,) = mnist_epoch_trained.runs
+    return mnist_epoch_trained.uri, run
 
 
 @pytest.mark.slow
@@ -87,6 +94,70 @@ def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Ru
     assert {"config.yaml", "shapes.md", "hydra"} <= artifacts
     shapes = Path(client.download_artifacts(run.info.run_id, "shapes.md")).read_text()
     assert "| block2_down |" in shapes and "| 5×5×64 |" in shapes
+
+
+@pytest.mark.slow
+def test_a_run_ends_with_its_result_in_one_line(mnist_epoch_trained: Trained) -> None:
+    run = mnist_epoch_trained.runs[0]
+    m = run.data.metrics
+    last = mnist_epoch_trained.out.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"mnist/convnet/max+flatten/s0: test error {100 * m[Metric.TEST_ERROR]:.2f} %")
+    assert f"shift consistency {100 * m[Metric.SHIFT_CONSISTENCY]:.1f} %" in last
+    assert "34,826 params, trained in " in last
+    # Library INFO lines (MLflow's, absl's) are in the job's log file, not on the terminal.
+    assert "INFO" not in mnist_epoch_trained.out.stdout + mnist_epoch_trained.out.stderr
+
+
+@pytest.mark.slow
+def test_a_run_logs_its_data_as_inputs_with_digests(mnist_epoch: tuple[str, Run]) -> None:
+    _, run = mnist_epoch
+    inputs = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
+        for i in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "validation", "test"}
+    assert len({d.digest for d in inputs.values()}) == 3  # the three splits differ
+    assert all(re.fullmatch(r"[0-9a-f]{16}", d.digest) for d in inputs.values())
+    profiles = {context: json.loads(d.profile) for context, d in inputs.items()}
+    assert [profiles[c]["examples"] for c in ("training", "validation", "test")] == [
+        54_000,
+        6_000,
+        10_000,
+    ]
+    training = profiles["training"]
+    assert training["archives_md5"]["train-images-idx3-ubyte.gz"] == get_info("mnist").files[
+        "train_images"
+    ][1]
+    assert (training["split_seed"], training["source"], training["preprocess"]) == (
+        0,
+        "archive",
+        "none",
+    )
+    assert json.loads(inputs["test"].source)["url"] == get_info("mnist").url
+
+
+@pytest.mark.slow
+def test_a_run_logs_its_model_which_reloads_to_the_same_accuracy(
+    mnist_epoch: tuple[str, Run], shared_data: Path
+) -> None:
+    uri, run = mnist_epoch
+    mlflow.set_tracking_uri(uri)
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        output_format="list",
+    )
+    assert model.name == "model"
+    from dsbench.config import DatasetConfig
+    from dsbench.data.splits import load_splits
+    from dsbench.tracking.logged import load_model
+
+    keras_model = load_model(f"models:/{model.model_id}")
+    dataset = DatasetConfig(source="archive", archive_dir=str(shared_data / "mnist"))
+    splits = load_splits(dataset)
+    predictions = keras_model.predict(splits.x_test, batch_size=512, verbose=0)
+    accuracy = float((predictions.argmax(axis=1) == splits.y_test).mean())
+    assert accuracy == pytest.approx(run.data.metrics[Metric.TEST_ACCURACY], abs=1e-4)
 
 
 @pytest.mark.slow
@@ -227,6 +298,10 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
     assert diverged.info.status == "FAILED"
     assert diverged.data.tags[Tag.FAILURE_REASON].startswith("Diverged: loss became")
     assert fine.info.status == "FINISHED"
+    models = mlflow.MlflowClient(tracking_uri=uri).search_logged_models(
+        [diverged.info.experiment_id]
+    )
+    assert [m.source_run_id for m in models] == [fine.info.run_id]  # the diverged run: none
     parent = runs[None]
     assert parent.info.status == "FAILED" and parent.data.tags[Tag.JOBS_FAILED] == "1"
     # The sweep's analysis lists the failed job with its reason, never drops it silently.

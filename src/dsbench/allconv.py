@@ -1,26 +1,37 @@
-"""The Springenberg 2015 study's table: `python -m dsbench.allconv --experiment NAME`.
+"""`dsbench springenberg2015 [overrides] [out=FILE] [seeds=1,2]`: the Springenberg 2015
+study's table.
 
-    python -m dsbench.allconv --experiment springenberg2015-cifar10 [--uri URI] [--out FILE]
-    python -m dsbench.allconv --experiment E --seeds 1,2 -- experiments=... [overrides] | sh
+    dsbench springenberg2015 experiments=springenberg2015            # CIFAR-10's runs
+    dsbench springenberg2015 experiments=springenberg2015_fashion out=table.md
+    dsbench springenberg2015 experiments=springenberg2015_fashion dataset.source=archive \\
+        seeds=1,2 | sh                                               # the second stage
+
+The overrides are the grid's own, as `dsbench train` took them: they name the study's
+experiment and store (`tracking.experiment`, `tracking.uri`) the same way. Keys of this
+command: out (also write the Markdown table there), seeds (instead of the table, print the
+commands that train these seeds of each model at its chosen lr, with the same overrides:
+the protocol's second stage, after the grid with one seed).
 
 lr chosen per model on validation, test error for it, beside the paper's Table 3
-(dsbench.studies.springenberg2015). Reads MLflow only (no Keras). With --seeds it prints,
-instead, the commands that train more seeds of each model at its chosen lr: the second
-stage of the protocol (the grid with one seed, then the chosen lr with more).
+(dsbench.studies.springenberg2015). Reads MLflow only (no Keras).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pandas as pd
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from dsbench import cli
 from dsbench.analysis.load import load_runs
-from dsbench.config import default_store_uri
+from dsbench.config import compose_train
 from dsbench.errors import DsbenchError
 from dsbench.studies import springenberg2015 as study
+
+KEYS = ("out", "seeds")  # this command's own; every other key=value is a training override
+DEFAULT_STUDY = "experiments=springenberg2015"
 
 
 def study_runs(uri: str, experiment: str) -> pd.DataFrame:
@@ -32,34 +43,31 @@ def study_runs(uri: str, experiment: str) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", default="springenberg2015-cifar10")
-    parser.add_argument("--uri", default=default_store_uri())
-    parser.add_argument("--out", help="also write the Markdown table to this file")
-    parser.add_argument("--seeds", help="print the commands that train these seeds (e.g. 1,2)")
-    parser.add_argument("overrides", nargs="*", help="with --seeds, after --: the grid's own")
-    args = parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    own = [a for a in args if a.partition("=")[0] in KEYS]
+    overrides = [a for a in args if a not in own]
+    options = cli.key_values(own, dict.fromkeys(KEYS), "springenberg2015")
     try:
-        if args.seeds is None and args.overrides:
-            raise DsbenchError("train overrides after -- go with --seeds (the commands it prints)")
-        if args.seeds is not None:
-            study.check_second_stage(args.seeds, args.overrides)
-            if args.out:
-                raise DsbenchError("--out writes the table; --seeds prints commands: use one")
-        runs = study_runs(args.uri, args.experiment)
-        if args.seeds is not None:
-            table = study.selected(runs)
-            lines = study.seed_commands(
-                table, args.experiment, args.uri, args.seeds, args.overrides
-            )
+        if options["seeds"] is not None:
+            study.check_second_stage(options["seeds"], overrides)
+            if options["out"]:
+                raise DsbenchError("out= writes the table; seeds= prints commands: use one")
+        if not any(o.startswith("experiments=") for o in overrides):
+            overrides = [DEFAULT_STUDY, *overrides]
+        tracking = compose_train(overrides).tracking
+        runs = study_runs(tracking.uri, tracking.experiment)
+        if options["seeds"] is not None:
+            lines = study.seed_commands(study.selected(runs), options["seeds"], overrides)
             print("\n".join(lines))
             return
         text = study.report(runs)
     except DsbenchError as e:
         cli.fail_on(e)
+    except (HydraException, OmegaConfBaseException) as e:
+        cli.fail(cli.config_error_line(e))
     sys.stdout.write(text)
-    if args.out:
-        with open(args.out, "w") as f:
+    if options["out"]:
+        with open(options["out"], "w") as f:
             f.write(text)
 
 

@@ -1,8 +1,15 @@
-"""A study's runs as tables, plots and a dashboard: `python -m dsbench.analyze experiment=<name>`.
+"""A study's runs as tables, plots and a dashboard: `dsbench analyze experiments=<study>`.
 
-Writes comparison.{md,csv,tex,html}, plots/ and dashboard.html into `out_dir`
-(results/<experiment> by default) and logs them to the sweep's parent run
-(dsbench.analysis.report). Imports neither TensorFlow nor Keras.
+    dsbench analyze experiments=mnist_downsampling          # as it was trained
+    dsbench analyze experiments=mnist_downsampling dataset=fashion_mnist
+    dsbench analyze tracking.experiment=my-runs sweep=latest
+    dsbench analyze experiments=mnist_downsampling filter="tags.head = 'gap'"
+
+The study is named as `dsbench train` named it; bare, the experiment of ad-hoc runs.
+Keys: filter (an MLflow filter), sweep ("": every run; latest; or a parent run id), out_dir
+(results/<experiment> by default), log_to_sweep (also log the tables to the sweep's parent
+run). Writes comparison.{md,csv,tex,html}, plots/ and dashboard.html (dsbench.analysis.report).
+Imports neither TensorFlow nor Keras.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ def _app(cfg: DictConfig) -> None:
 
     with cli.exit_on_bad_input():
         checked = config.validate(cfg, config.AnalyzeConfig)
-        out = Path(checked.out_dir)
+        out = Path(checked.out)
         table = analyze(
-            checked.experiment,
+            checked.tracking.experiment,
             checked.tracking.uri,
             out,
             checked.filter,

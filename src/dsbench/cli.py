@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra.errors import HydraException, MissingConfigException
@@ -83,6 +84,20 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+def key_values(argv: list[str], keys: dict[str, str | None], command: str) -> dict[str, Any]:
+    """The `key=value` arguments of a command that is no Hydra app (`dsbench data`, `ui`,
+    `springenberg2015`): the one argument style of every command. A bare word or an unknown
+    key: one line with the closest keys, exit 2."""
+    found: dict[str, Any] = dict(keys)
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if not eq or key not in keys:
+            what = f"unknown key {key!r}" if eq else f"{arg!r} is not key=value"
+            fail(f"{what}{did_you_mean(key, keys)}; dsbench {command} takes: {', '.join(keys)}")
+        found[key] = value
+    return found
+
+
 def fail_on(e: DsbenchError) -> NoReturn:
     fail(str(e), EXIT_EXTERNAL if isinstance(e, ExternalError) else EXIT_BAD_INPUT)
 
@@ -123,13 +138,37 @@ def exit_on_bad_input() -> Iterator[None]:
     try:
         yield
     except DsbenchError as e:
+        if not isinstance(e, ExternalError):
+            discard_output_dir()  # bad input leaves nothing behind
         fail_on(e)
+
+
+HYDRA_FILES = {".hydra"}  # what Hydra writes into a job's folder before the job runs
+
+
+def discard_output_dir() -> None:
+    """Remove this job's output folder if it holds only what Hydra wrote before the job ran
+    (its config in .hydra/, an empty or INFO-only log): a job that did nothing leaves none."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if folder.resolve() == Path.cwd().resolve() or not folder.is_dir():
+        return
+    if all(p.name in HYDRA_FILES or p.suffix == ".log" for p in folder.iterdir()):
+        shutil.rmtree(folder)
 
 
 def run_app(app: Callable[[], Any]) -> None:
     # Composition errors reach us instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # MLflow's loggers then go where Hydra's job logging sends them (the job's log file),
+    # instead of a handler of MLflow's own on stderr.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     signal.signal(signal.SIGTERM, _sigterm)
     os.environ[COMMAND_PID] = str(os.getpid())  # inherited by the processes it starts
     from dsbench.tracking import sweep
@@ -138,6 +177,8 @@ def run_app(app: Callable[[], Any]) -> None:
     try:
         app()
         aborted = False
+        if sweep.state.closed:
+            print(f"dsbench: the sweep's {sweep.state.closed}", flush=True)
         # Counted by the store when on_multirun_end closed the sweep, and by this process.
         failures = max(
             sweep.state.failures, sweep.state.job_failures, sweep.state.marked_failures()

@@ -405,6 +405,9 @@ class TrackingConfig:
     # A tracking server that stops answering mid-run is retried for about this long, then
     # the job fails (MLflow's own default is about 4 minutes).
     retry_seconds: float = 60.0
+    # Log the trained model (MLflow logged model, Keras flavour) to a FINISHED run; a failed
+    # or diverged run logs none. About 0.2–3 MB a run on the suite's backbones (docs/tracking.md).
+    log_model: bool = True
 
     def __post_init__(self) -> None:
         _positive("tracking.retry_seconds", self.retry_seconds)
@@ -571,15 +574,32 @@ class DescribeConfig(TrainConfig):
 
 
 @dataclass
-class AnalyzeConfig:
-    """`python -m dsbench.analyze`: which runs to read, and where the tables go."""
+class AnalyzeConfig(TrainConfig):
+    """`dsbench analyze`: a training run's composition names the study (`experiments=<name>`
+    [dataset=...], or `tracking.experiment=<name>`; bare: where ad-hoc runs go), and these
+    keys say which of its runs to read and where the tables go."""
 
-    experiment: str = "mnist-downsampling"  # the MLflow experiment to read
     filter: str = ""  # extra MLflow filter, e.g. "tags.head = 'flatten'"
     sweep: str = ""  # "": every run; latest: the newest sweep's jobs; or a parent run id
-    out_dir: str = "results/${experiment}"  # comparison.{md,csv,tex,html}, plots/, dashboard.html
+    out_dir: str = ""  # "": results/<experiment>; comparison.{md,csv,tex,html}, plots/, dashboard
     log_to_sweep: bool = True  # also log them under analysis/ to the sweep's parent run
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def out(self) -> str:
+        return self.out_dir or f"results/{self.tracking.experiment}"
+
+
+def compose_train(overrides: list[str]) -> TrainConfig:
+    """The training config that `dsbench train <overrides>` composes: how analysis and the
+    study commands find a study's experiment and store by the names it was trained with."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app
+        return validate(compose("train", overrides=overrides))
+    with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        return validate(compose("train", overrides=overrides))
 
 
 def register() -> None:

@@ -1,7 +1,7 @@
 """Build a model without training and show its shapes, parameters and FLOPs.
 
-    python -m dsbench.describe model=convnet downsample=max head=flatten
-    python -m dsbench.describe downsample=strided output=json
+    dsbench describe model=convnet downsample=max head=flatten
+    dsbench describe downsample=strided output=json
 
 Predicted shapes and parameters (the floor((n − k + 2p)/s) + 1 formula, dsbench.model) are
 checked against Keras' (dsbench.frameworks.summary).

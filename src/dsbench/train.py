@@ -1,7 +1,9 @@
-"""One training run: `python -m dsbench.train [overrides]` (also `dsbench-train`).
+"""One training run, or a sweep of them: `dsbench train [overrides]` (also dsbench-train).
 
-    python -m dsbench.train downsample=avg head=gap trainer.epochs=3
-    python -m dsbench.train -m experiments=mnist_downsampling     # a sweep
+    dsbench train downsample=avg head=gap trainer.epochs=3
+    dsbench train -m downsample=max,avg,strided trainer.seed=0,1      # a sweep of 6 jobs
+    dsbench train -m experiments=mnist_downsampling                   # a study's sweep
+    dsbench train experiments=mnist_downsampling dry_run=true -m      # its jobs, untrained
 
 The Hydra app: check the job once (dsbench.training.job), skip it if it FINISHED or diverged
 before (resume), train it (dsbench.training.run); in a sweep, record a failed job and go on.
@@ -23,7 +25,8 @@ from dsbench.tracking.recorder import in_sweep
 from dsbench.tracking.resume import finished_run, reuse, skipped
 from dsbench.tracking.sweep import job_failed
 from dsbench.training.job import Job, dry_run_line, make_job
-from dsbench.training.run import train
+from dsbench.training.run import result_line, train
+from dsbench.training.sweep_progress import SweepProgress
 
 config.register()
 
@@ -41,6 +44,7 @@ def _app(cfg: DictConfig) -> float:
             return job_failed(None, e)
         if job.cfg.dry_run:
             print(dry_run_line(job), flush=True)
+            cli.discard_output_dir()  # a dry run writes nothing
             return 0.0
         if not in_sweep():
             return _run(job, output_dir)
@@ -61,8 +65,11 @@ def _run(job: Job, output_dir: Path) -> float:
     cfg = job.cfg
     if cfg.tracking.enabled and cfg.tracking.resume and (done := finished_run(cfg)) is not None:
         print(skipped(cfg, done, reuse(cfg, done)), file=sys.stderr, flush=True)
+        SweepProgress.reused = True  # its time is no estimate of a job's
         return done.data.metrics.get(Metric.TEST_ACCURACY, float("nan"))
-    return train(job, output_dir)[Metric.TEST_ACCURACY]
+    final = train(job, output_dir)
+    print(result_line(job.name, final), flush=True)
+    return final[Metric.TEST_ACCURACY]
 
 
 def main() -> None:

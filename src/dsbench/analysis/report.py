@@ -80,13 +80,13 @@ def analyze(
     """Write every table, plot and the dashboard; log them to the sweep's parent run.
 
     `command` says what produced them, for the provenance line (default: this process's
-    `python -m dsbench.analyze` command line).
+    `dsbench analyze` command line).
     """
     runs = load_runs(uri, experiment, filter_string, sweep)
     table = comparison(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = not_finished(runs)
-    command = command or "`python -m dsbench.analyze " + " ".join(sys.argv[1:]) + "`"
+    command = command or "`dsbench analyze " + " ".join(sys.argv[1:]) + "`"
     origin = provenance(experiment, uri, command)
     heading = f"# {experiment}: comparison by strategy\n"
     legend = (

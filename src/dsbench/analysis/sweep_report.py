@@ -7,6 +7,7 @@ in reverse order, so this one runs while the parent is still open.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from dsbench.config import TrackingConfig, default_store_uri
+from dsbench.tracking.store import redacted
 from dsbench.tracking.sweep import state
 
 log = logging.getLogger(__name__)
@@ -22,19 +25,41 @@ log = logging.getLogger(__name__)
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A failure here must not turn a finished sweep into an error: it is logged, and
-        `python -m dsbench.analyze sweep=<id>` can be run again later."""
+        `dsbench analyze sweep=<id>` can be run again later."""
         if state.parent is None or state.tracking is None:
             return
         from dsbench.analysis.report import analyze  # pandas and matplotlib: only now
 
-        sweep = "`python -m dsbench.train " + " ".join(sys.argv[1:]) + "`"
+        sweep = "`dsbench train " + " ".join(sys.argv[1:]) + "`"
+        out = Path(config.hydra.sweep.dir)
         try:
-            analyze(
+            table = analyze(
                 state.tracking.experiment,
                 state.tracking.uri,
-                Path(config.hydra.sweep.dir) / "analysis",
+                out / "analysis",
                 sweep=state.parent,
                 command=f"the end of the sweep {sweep}",
             )
         except Exception as e:
             log.error("analysis of sweep %s failed (%s: %s)", state.parent, type(e).__name__, e)
+            return
+        print(where_it_went(table, state.tracking, state.parent, out), flush=True)
+
+
+def where_it_went(table: Any, tracking: TrackingConfig, parent: str, out: Path) -> str:
+    """The sweep's end on the terminal: its table in short, where everything went, and the
+    commands that show more."""
+    from dsbench.analysis.tables import terminal_summary  # pandas: only now
+
+    name = shlex.quote(tracking.experiment)
+    store = "" if tracking.uri == default_store_uri() else f" tracking.uri={shlex.quote(tracking.uri)}"
+    return "\n".join(
+        [
+            f"sweep {parent} of experiment {tracking.experiment} (store {redacted(tracking.uri)}):",
+            terminal_summary(table),
+            f"outputs: {out}/ (each job's log and config; tables, plots and dashboard in "
+            "analysis/, also in the parent run)",
+            f"more: dsbench analyze tracking.experiment={name}{store} sweep={parent}",
+            f"      dsbench ui tracking.experiment={name}{store}",
+        ]
+    )

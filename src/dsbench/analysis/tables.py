@@ -178,3 +178,17 @@ def not_finished(runs: pd.DataFrame) -> list[str]:
             + (f" ({reason})" if isinstance(reason, str) else "")
         )
     return lines
+
+
+def terminal_summary(table: pd.DataFrame) -> str:
+    """A comparison table in a few aligned lines for the terminal: the keys that vary,
+    test error (mean ± std, %) and seeds, best first."""
+    keys = [k for k in table_keys(table) if table[k].nunique(dropna=False) > 1] or ["downsample"]
+    names = [k.removeprefix("params.") for k in keys]
+    rows = [[*names, "test error", "n"]]
+    for _, row in table.iterrows():
+        mean, std = 100 * row[f"{Metric.TEST_ERROR}_mean"], 100 * row[f"{Metric.TEST_ERROR}_std"]
+        error = f"{mean:.2f} %" if std != std else f"{mean:.2f} ± {std:.2f} %"
+        rows.append([*(str(row[k]) for k in keys), error, str(int(row["seeds"]))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

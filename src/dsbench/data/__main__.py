@@ -1,19 +1,20 @@
-"""`python -m dsbench.data fetch [datasets…]` (`make data`): download the official archives
-ahead of time, md5-checked, into each dataset's `archive_dir` (`dsbench.config.DatasetConfig`
-with conf/dataset/<name>.yaml: $DSBENCH_DATA/<name>, else data/<name>).
+"""`dsbench data [datasets=a,b] [mirror=URL]` (`make data`): download the official
+archives ahead of time, md5-checked, into each dataset's `archive_dir`
+(`dsbench.config.DatasetConfig` with conf/dataset/<name>.yaml: $DSBENCH_DATA/<name>, else
+data/<name>).
 
-    python -m dsbench.data fetch                      # every dataset
-    python -m dsbench.data fetch mnist fashion_mnist
-    python -m dsbench.data fetch mnist --mirror http://127.0.0.1:8000   # <mirror>/mnist/...
+    dsbench data                                    # every dataset
+    dsbench data datasets=mnist,fashion_mnist
+    dsbench data datasets=mnist mirror=http://127.0.0.1:8000   # <mirror>/mnist/...
 
-Files already there are checked, not fetched again; a corrupt one is named (delete it to
-fetch it anew). Exit 0 when every file is there and official, 2 on bad input, 1 when a
-download failed.
+Keys: datasets (comma-separated, default all), mirror (a base URL holding <dataset>/<file>;
+sets $DSBENCH_MIRROR). Files already there are checked, not fetched again; a corrupt one is
+named (delete it to fetch it anew). Exit 0 when every file is there and official, 2 on bad
+input, 1 when a download failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,7 +24,8 @@ from dsbench.config import DatasetConfig, validate
 from dsbench.data.archives import md5_of
 from dsbench.data.fetch import MIRROR_ENV, ensure_archives, source_url
 from dsbench.data.registry import DATASETS, get_info
-from dsbench.errors import DsbenchError, ExternalError
+from dsbench import cli
+from dsbench.errors import DsbenchError
 
 
 def fetch(names: list[str], mirror: str | None) -> None:
@@ -48,19 +50,14 @@ def fetch(names: list[str], mirror: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsbench.data", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    fetch_parser = commands.add_parser("fetch", help="download the official archives")
-    fetch_parser.add_argument("datasets", nargs="*", metavar="dataset", help=", ".join(DATASETS))
-    fetch_parser.add_argument(
-        "--mirror", help=f"base URL holding <dataset>/<file> (sets ${MIRROR_ENV})"
+    args = cli.key_values(
+        sys.argv[1:] if argv is None else argv, {"datasets": "", "mirror": None}, "data"
     )
-    args = parser.parse_args(argv)
+    names = [n for n in args["datasets"].split(",") if n] or list(DATASETS)
     try:
-        fetch(args.datasets or list(DATASETS), args.mirror)
+        fetch(names, args["mirror"] or None)
     except DsbenchError as e:
-        print(f"dsbench: error: {e}", file=sys.stderr)
-        sys.exit(1 if isinstance(e, ExternalError) else 2)
+        cli.fail_on(e)
 
 
 if __name__ == "__main__":

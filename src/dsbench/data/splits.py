@@ -7,9 +7,12 @@ when it was made; the checks of the loose values here are the config's own.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,57 @@ class Splits:
     y_test: np.ndarray
     info: DatasetInfo
     source: str
+
+
+CONTEXTS = ("training", "validation", "test")  # MLflow's names for a run's input datasets
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """One split as a run used it, exactly: what it is, and a digest of its data."""
+
+    context: str  # one of CONTEXTS
+    examples: int
+    # 16 hex digits of SHA-256 over `description` and the split's arrays (images as trained,
+    # labels): two runs with the same digest saw the same examples in the same order.
+    digest: str
+    description: dict[str, Any]
+
+
+def split_records(splits: Splits, dataset: DatasetConfig) -> list[SplitRecord]:
+    """The training, validation and test splits of a run: the official archives (their
+    md5s), the source, the seeded split and subsets, the preprocessing, the sizes."""
+    common = {
+        "dataset": splits.info.name,
+        "source": splits.source,
+        # the official files the examples come from (TFDS prepares from the same ones)
+        "archives_md5": None
+        if splits.source == "synthetic"
+        else {name: md5 for name, md5 in splits.info.files.values()},
+        "val_fraction": dataset.val_fraction,
+        "split_seed": dataset.split_seed,
+        "train_subset": dataset.train_subset,
+        "test_subset": dataset.test_subset,
+        "preprocess": dataset.preprocess,
+    }
+    arrays = (
+        (splits.x_train, splits.y_train),
+        (splits.x_val, splits.y_val),
+        (splits.x_test, splits.y_test),
+    )
+    records = []
+    for context, (x, y) in zip(CONTEXTS, arrays, strict=True):
+        description = {
+            **common,
+            "split": context,
+            "examples": len(x),
+            "image": f"{'×'.join(map(str, x.shape[1:]))} {x.dtype}",
+        }
+        digest = hashlib.sha256(json.dumps(description, sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(x).data)
+        digest.update(np.ascontiguousarray(y).data)
+        records.append(SplitRecord(context, len(x), digest.hexdigest()[:16], description))
+    return records
 
 
 def split_train_val(

@@ -1,6 +1,6 @@
 """A model built without training: each layer's shape and params, the totals and FLOPs.
 
-What `python -m dsbench.describe` prints. The predicted shapes and parameter count (pure
+What `dsbench describe` prints. The predicted shapes and parameter count (pure
 Python, dsbench.model) are checked against the Keras model's own, layer by layer.
 """
 

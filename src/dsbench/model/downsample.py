@@ -7,7 +7,7 @@ swapping the strategy is the only thing that changes between two models.
 
 Each strategy is one function registered with `@strategy(name, description)`: the
 description is the one source of what it does (README table, `describe`, docs); the
-docstring says why, with the paper. `python -m dsbench.describe downsample=<name>` and the
+docstring says why, with the paper. `dsbench describe downsample=<name>` and the
 README table (`python -m dsbench.tools.docs`) give each one's shapes, params and FLOPs.
 
 All strategies but strided and overlap give exactly max's output size,

@@ -386,33 +386,27 @@ SEEDS = re.compile(r"\d+(,\d+)*")
 def check_second_stage(seeds: str, overrides: list[str]) -> None:
     """Bad input for `seed_commands`, in one line."""
     if not SEEDS.fullmatch(seeds):
-        raise DsbenchError(f"--seeds takes seeds separated by commas, like 1,2; got {seeds!r}")
-    if not overrides:
+        raise DsbenchError(f"seeds= takes seeds separated by commas, like 1,2; got {seeds!r}")
+    if not any(o.startswith("experiments=") for o in overrides):
         raise DsbenchError(
-            "--seeds needs the grid's own overrides after --, e.g. -- "
+            "seeds= needs the grid's own overrides, e.g. "
             "experiments=springenberg2015_fashion dataset.source=archive: the new seeds must "
             "train what the grid trained"
         )
-    for o in overrides:
-        if o.startswith(("tracking.uri=", "tracking.experiment=")):
-            raise DsbenchError(f"{o.split('=')[0]} comes from --uri / --experiment; drop {o!r}")
 
 
-def seed_commands(
-    table: pd.DataFrame, experiment: str, uri: str, seeds: str, overrides: list[str]
-) -> list[str]:
-    """The second stage: one `python -m dsbench.train -m` line per model (this Python,
-    quoted for sh) that trains `seeds` at its chosen lr, with the grid's `overrides`, into
-    the same experiment and store."""
+def seed_commands(table: pd.DataFrame, seeds: str, overrides: list[str]) -> list[str]:
+    """The second stage: one `python -m dsbench train -m` line per model (this Python,
+    quoted for sh) that trains `seeds` at its chosen lr with the grid's `overrides` (so into
+    the same experiment and store)."""
     lines = []
-    store = [f"tracking.experiment={experiment}", f"tracking.uri={uri}"]
     for row in table.sort_values(KEYS).itertuples():
         if pd.isna(row.lr):
             lines.append(f"# {row.variant}: {row.note}; no lr to train more seeds at")
             continue
         job = [f"dataset={row.dataset}", f"model={row.model}", f"downsample={row.downsample}"]
         job.append(f"trainer.lr={row.lr:g}")
-        words = [sys.executable, "-m", "dsbench.train", "-m", *overrides, *store, *job]
+        words = [sys.executable, "-m", "dsbench", "train", "-m", *overrides, *job]
         lines.append(shlex.join([*words, f"trainer.seed={seeds}"]))
     return lines
 

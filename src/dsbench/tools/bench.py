@@ -1,4 +1,4 @@
-"""Training speed, measured side by side in one process: `python -m dsbench.tools.bench`.
+"""Training speed, measured side by side in one process: `dsbench bench`.
 
 (`make bench`.)
 
@@ -100,7 +100,7 @@ CPU_IMAGES = {"mnist_convnet": 32768, "allcnn_c": 2048}
 
 
 def compose_job(overrides: list[str], store: bool = True) -> Job:
-    """A training job as `python -m dsbench.train <overrides>` would compose and check it
+    """A training job as `dsbench train <overrides>` would compose and check it
     (its tracking store too, unless `store` is false: the job only describes a model)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -438,7 +438,7 @@ def _app(cfg: DictConfig) -> None:
         select_backend(suite_backend(bench.suite))
         with tempfile.TemporaryDirectory() as store:
             rows = measure(bench, f"sqlite:///{store}/mlflow.db")
-        command = " ".join(["python -m dsbench.tools.bench", *sys.argv[1:]])
+        command = " ".join(["dsbench bench", *sys.argv[1:]])
         write(rows, Path(bench.out_dir), command, suite_overrides(bench.suite))
 
 

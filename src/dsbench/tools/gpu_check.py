@@ -9,7 +9,7 @@ minutes on an H100 (docs/bench.md says how to run it there):
    PyTorch bf16 loop on the same layers, for the MNIST convnet and All-CNN-C on random data of
    the real shape, interleaved over rounds: steady images/s, compile seconds, peak device
    memory, suite / PyTorch;
-2. a real 2-job sweep, `python -m dsbench.train -m downsample=max,avg` of the convnet on the
+2. a real 2-job sweep, `dsbench train -m downsample=max,avg` of the convnet on the
    real MNIST archives into a fresh sqlite store, then checked: both runs FINISHED under one
    parent, every metric of the contract logged, the end-of-sweep analysis written and logged;
 
@@ -243,7 +243,7 @@ def sweep_notes(check: GpuCheckConfig, rows: list[dict[str, Any]], seconds: floa
 
     from dsbench.tools.bench import FAST_PATH
 
-    command = " ".join(["python -m dsbench.train -m", *SWEEP, *FAST_PATH])
+    command = " ".join(["dsbench train -m", *SWEEP, *FAST_PATH])
     return [
         "## A 2-job sweep through the entry point",
         "",

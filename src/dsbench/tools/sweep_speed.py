@@ -2,7 +2,7 @@
 `python -m dsbench.tools.sweep_speed` (`make bench-sweep`).
 
 For each model, one grid of jobs (strategies × seeds on a subset of the real training set, a
-few epochs, the study's evaluation) runs as a real sweep, `python -m dsbench.train -m`, into
+few epochs, the study's evaluation) runs as a real sweep, `dsbench train -m`, into
 a fresh sqlite store,
 twice in each round: with `sweep.jobs=1` (one job at a time with every core, as sweeps ran
 before the layout) and with the default layout (`sweep.jobs=auto`: jobs side by side, few

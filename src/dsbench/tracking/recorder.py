@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 
@@ -20,6 +20,9 @@ from dsbench.config import TrainConfig, config_hash
 from dsbench.contract import PARENT_RUN, Tag
 from dsbench.errors import stop_requested
 from dsbench.tracking.store import StoreUnreachable, open_experiment, redacted, store_error
+
+if TYPE_CHECKING:
+    from dsbench.data.splits import SplitRecord
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,27 @@ class Tracker:
         if self.enabled and folder.is_dir():
             with self._store() as mlflow:
                 mlflow.log_artifacts(str(folder), path)
+
+    def log_inputs(self, records: list[SplitRecord], source: str | None) -> None:
+        """The run's training, validation and test data as MLflow inputs (the runs table's
+        Dataset column): name, digest, where the archives come from (`source`, a URL; None:
+        generated data), and the split's description as its profile."""
+        if self.enabled:
+            from dsbench.tracking.logged import split_dataset
+
+            datasets = [split_dataset(r, source) for r in records]
+            with self._store() as mlflow:
+                mlflow.log_inputs(datasets=datasets, contexts=[r.context for r in records])
+
+    def log_model(self, model: Any, example: Any) -> str | None:
+        """The trained model as an MLflow logged model (Keras flavour) with its input
+        signature from `example` (a few test images); returns its model id."""
+        if not self.enabled:
+            return None
+        from dsbench.tracking.logged import log_keras_model
+
+        with self._store():
+            return log_keras_model(model, example)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.enabled:

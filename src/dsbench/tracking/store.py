@@ -83,12 +83,51 @@ INPUT_ERRORS = {
 }
 
 
+# A store's failures that have a cause a user can act on: (text in the error, the cause in
+# words). Matched in the lower-cased message of MLflow's error and its causes.
+KNOWN_CAUSES = (
+    ("readonly database", "its database file or folder is read-only"),
+    ("read-only file system", "its file system is read-only"),
+    ("database is locked", "its database stayed locked by another process beyond the retries"),
+    ("unable to open database file", "its database file cannot be opened (moved or removed?)"),
+    ("disk is full", "its disk is full"),
+    ("no space left", "its disk is full"),
+    ("disk i/o error", "its disk failed to read or write"),
+    ("permission denied", "permission denied on its files"),
+    ("max retries exceeded", "the server stopped answering"),
+    ("connection refused", "the server refused the connection"),
+    ("500 server error", "the server answered with an internal error (HTTP 500)"),
+    ("503 server error", "the server is unavailable (HTTP 503)"),
+)
+# What follows a SQLAlchemy message: the statement and its parameters (never on a terminal).
+SQL_DETAIL = re.compile(r"\s*(\[SQL:|\[parameters:|\(Background on this error).*", re.S)
+
+
+def cause_in_words(e: BaseException) -> str:
+    """Why a store failed, in words: a known cause, else the error's first sentence without
+    SQL, parameters or links."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(" ".join(str(getattr(e, "message", e)).split()))
+        e = e.__cause__ or e.__context__
+    text = " ".join(chain).lower()
+    for needle, words in KNOWN_CAUSES:
+        if needle in text:
+            return words
+    return SQL_DETAIL.sub("", chain[0])[:160] or "an error without a message"
+
+
 def store_error(e: Exception, what: str) -> DsbenchError:
-    """An MLflow failure as one line: bad input (DsbenchError) or the store's (ExternalError)."""
-    message = " ".join(str(getattr(e, "message", e)).split())[:400]
+    """An MLflow failure as one line: bad input (DsbenchError) or the store's (ExternalError),
+    with the cause in words and what to do; never SQL or its parameters."""
+    cause = cause_in_words(e)
     if getattr(e, "error_code", None) in INPUT_ERRORS:
-        return DsbenchError(f"{what}: {message}")
-    return ExternalError(f"{what}: {message}")
+        return DsbenchError(f"{what}: {cause}")
+    return ExternalError(
+        f"{what}: {cause}; fix it and run the same command again (finished runs are kept "
+        "and skipped)"
+    )
 
 
 class StoreUnreachable(ExternalError):

@@ -52,6 +52,7 @@ class SweepState:
     parent: str | None = None  # the open parent run's id
     tracking: TrackingConfig | None = None  # where it is
     failures: int = 0  # jobs of the last closed sweep that did not finish
+    closed: str = ""  # the last closed sweep's job counts, in words, for the terminal
     job_failures: int = 0  # jobs that failed in this process (a sweep without a store too)
     sweep_dir: str | None = None  # the sweep's folder, where jobs in other processes mark theirs
 
@@ -203,6 +204,10 @@ def close_sweep(aborted: bool) -> None:
     counts = {Tag.JOBS: len(finished), Tag.JOBS_FAILED: failed, Tag.JOBS_REUSED: len(reused)}
     client.log_batch(parent, tags=[RunTag(k, str(v)) for k, v in counts.items()])
     state.failures = failed
+    state.closed = (
+        f"{len(finished)} jobs: {len(finished) - failed} finished ({len(reused)} reused from "
+        f"earlier runs), {failed} not finished"
+    )
     status = "FAILED" if failed or aborted else "FINISHED"
     client.set_terminated(parent, status)
     log.info(

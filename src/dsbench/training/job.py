@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from dsbench.config import AUTO, TrainConfig, gpu_visible, sweep_layout, usable_cores, validate
+from dsbench.data.fetch import missing_files
 from dsbench.data.registry import DatasetInfo, get_info
+from dsbench.data.splits import prepared_anywhere
 from dsbench.data.splits import check_sizes
 from dsbench.errors import DsbenchError
 from dsbench.model.plan import (
@@ -138,5 +140,16 @@ def machine_share(cfg: TrainConfig) -> Share:
 
 def dry_run_line(job: Job) -> str:
     """What a dry run prints: the job, checked as far as it can be without data or Keras."""
-    t = job.cfg.trainer
-    return f"dry run: {job.name} lr={t.lr} epochs={t.epochs} flops/image={job.flops:,}"
+    t, dataset = job.cfg.trainer, job.cfg.dataset
+    line = f"dry run: {job.name} lr={t.lr} epochs={t.epochs} flops/image={job.flops:,}"
+    prepared = dataset.source == "tfds" and prepared_anywhere(
+        dataset.tfds_data_dir, job.info.tfds_name
+    )
+    if dataset.source != "synthetic" and not prepared:
+        if missing := missing_files(job.info, dataset.archive_dir):
+            line += (
+                f"; warning: {len(missing)} {dataset.name} archive(s) not in "
+                f"{dataset.archive_dir}: the run downloads them (dsbench data "
+                f"datasets={dataset.name} does it ahead)"
+            )
+    return line

@@ -19,7 +19,8 @@ from dsbench import hooks
 from dsbench.config import flatten, usable_cores
 from dsbench.contract import Metric, Tag
 from dsbench.data.preprocess import springenberg_preprocess
-from dsbench.data.splits import Splits, load_splits
+from dsbench.data.fetch import source_url
+from dsbench.data.splits import Splits, load_splits, split_records
 from dsbench.errors import Diverged
 from dsbench.model.plan import model_name, shape_table
 from dsbench.provenance import git_commit
@@ -36,12 +37,38 @@ def train(job: Job, output_dir: Path | None = None) -> dict[str, float]:
     splits = load_data(job)
     model = build(job, splits)
     with tracking.tracked_run(job.cfg, run_tags(job, splits)) as run:
-        record_inputs(job, run, output_dir)
+        record_inputs(job, run, output_dir, splits)
         fitted = fit_model(job, model, splits, run.log_metrics)
         final = evaluate(job, model, splits, fitted)
         run.log_metrics(final)
-    log.info("%s: test accuracy %.4f", job.name, final[Metric.TEST_ACCURACY])
+        if job.cfg.tracking.log_model:  # a diverged run raised above: it logs none
+            run.log_model(model, splits.x_test[:2])
     return final
+
+
+def result_line(name: str, final: dict[str, float]) -> str:
+    """A run's result in one line: what the tables compare, and what it cost."""
+    parts = [f"test error {100 * final[Metric.TEST_ERROR]:.2f} %"]
+    for key, what in (
+        (Metric.SHIFT_CONSISTENCY, "shift consistency"),
+        (Metric.CIRCULAR_SHIFT_CONSISTENCY, "circular shift consistency"),
+    ):
+        if key in final:
+            parts.append(f"{what} {100 * final[key]:.1f} %")
+    parts.append(f"{int(final[Metric.PARAMS_TRAINABLE]):,} params")
+    if Metric.TOTAL_TRAIN_SECONDS in final:
+        parts.append(f"trained in {duration(final[Metric.TOTAL_TRAIN_SECONDS])}")
+    return f"{name}: {', '.join(parts)}"
+
+
+def duration(seconds: float) -> str:
+    """4 s, 3 min 20 s, 2 h 05 min."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def load_data(job: Job) -> Splits:
@@ -82,9 +109,15 @@ def run_tags(job: Job, splits: Splits) -> dict[str, Any]:
     }
 
 
-def record_inputs(job: Job, run: tracking.Tracker, output_dir: Path | None) -> None:
-    """The run's params, its whole config, the model's predicted shapes, Hydra's files."""
+def record_inputs(
+    job: Job, run: tracking.Tracker, output_dir: Path | None, splits: Splits
+) -> None:
+    """The run's params, its data (MLflow inputs with digests), its whole config, the
+    model's predicted shapes, Hydra's files."""
     run.log_params(flatten(job.cfg))
+    dataset = job.cfg.dataset
+    source = None if splits.source == "synthetic" else source_url(splits.info, dataset.url)
+    run.log_inputs(split_records(splits, dataset), source)
     run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job.cfg)), "config.yaml")
     run.log_text(shape_table(job.shapes), "shapes.md")
     if output_dir is not None:
