@@ -27,9 +27,9 @@ from typing import Any
 from dsbench.analysis.load import missing_experiment, sweeps
 from dsbench.contract import Metric, Tag, tag_column
 from dsbench.errors import DsbenchError
+from dsbench.tracking.view import ML_VIEW, set_view, view_url
 
 WAIT_S = 60  # for the server to answer and for the single-page app to render
-ML_VIEW = "workflowType=machine_learning"  # MLflow 3 opens GenAI views unless told otherwise
 DASHBOARD = "analysis/dashboard.html"  # logged to a sweep's parent run by dsbench.analysis
 
 
@@ -104,20 +104,24 @@ def _xpath_text(text: str) -> str:
     return f"//*[contains(normalize-space(text()), '{text}')]"
 
 
-def runs_page(driver: Any, base: str, experiment_id: str, group_by: str = Tag.DOWNSAMPLE) -> str:
-    """The experiment's runs table grouped by a tag; returns the page's visible text."""
+def runs_page(driver: Any, base: str, uri: str, experiment_id: str) -> str:
+    """The experiment's runs in the view `dsbench ui` sets up (dsbench.tracking.view: grouped
+    by strategy and head, the question's columns); returns the page's visible text."""
     from selenium.webdriver.common.by import By
 
-    driver.get(f"{base}/#/experiments/{experiment_id}?{ML_VIEW}")
+    set_view(uri, experiment_id)
+    driver.get(view_url(base, experiment_id))
     driver.find_element(By.XPATH, _xpath_text("matching runs"))
-    driver.find_element(By.XPATH, "//button[contains(., 'Group by')]").click()
-    driver.find_element(
-        By.XPATH, f"//*[@role='menuitemcheckbox'][normalize-space(.)='{group_by}']"
-    ).click()
-    driver.find_element(By.TAG_NAME, "body").send_keys("\ue00c")  # Escape closes the menu
-    driver.find_element(By.XPATH, _xpath_text("Group: "))
+    return visible_text(driver, "Group: ")
+
+
+def visible_text(driver: Any, shown: str) -> str:
+    """The page's visible text, once `shown` is on it (and MLflow's assistant panel is shut)."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.XPATH, _xpath_text(shown))
     _close_assistant(driver)
-    time.sleep(1)  # let the grouped rows finish rendering
+    time.sleep(1)  # let the rows finish rendering
     return driver.find_element(By.TAG_NAME, "body").text
 
 
@@ -213,7 +217,7 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
     shots = []
     with mlflow_ui(uri, out / "mlflow-ui.log") as base, chromium() as driver:
         views = {  # in this order: the charts view starts from the grouped runs table
-            "runs_grouped_by_downsample": lambda: runs_page(driver, base, exp_id),
+            "runs_grouped_by_downsample": lambda: runs_page(driver, base, uri, exp_id),
             "val_accuracy_by_downsample": lambda: charts_page(driver),
             "run_tags": lambda: run_page(driver, base, exp_id, job),
             "sweep_dashboard": lambda: dashboard_page(driver, base, exp_id, sweep),

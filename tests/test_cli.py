@@ -127,7 +127,7 @@ def check(argv: list[str]) -> None:
         return
     own_keys = {"springenberg2015": ("out", "seeds"), "ui": ("host", "port", "serve")}
     if name == "data":
-        names = cli.key_values(args, {"datasets": "", "mirror": None}, "data")["datasets"]
+        names = config.key_values(args, {"datasets": "", "mirror": None}, "data")["datasets"]
         assert set(filter(None, names.split(","))) <= set(DATASETS)
         return
     if name in own_keys:
@@ -135,7 +135,7 @@ def check(argv: list[str]) -> None:
         config.compose_train(args)
         return
     app = {"train": "train", "describe": "describe", "analyze": "analyze", "bench": "bench"}
-    import dsbench.tools.bench  # noqa: F401 (registers the bench schema)
+    import dsbench.tools.bench
 
     config.register()
     with initialize_config_module("dsbench.conf", version_base="1.3"):

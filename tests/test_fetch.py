@@ -175,7 +175,7 @@ def test_offline_is_one_line_before_tensorflow(tmp_path: Path) -> None:
 
 def test_fetch_command(tmp_path: Path, mirror: Mirror) -> None:
     env = {**os.environ, "DSBENCH_DATA": str(tmp_path)}
-    command = [sys.executable, "-m", "dsbench.data", "fetch", "mnist", "--mirror", mirror.url]
+    command = [sys.executable, "-m", "dsbench", "data", "datasets=mnist", f"mirror={mirror.url}"]
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "mnist"
@@ -196,7 +196,7 @@ def test_fetch_command(tmp_path: Path, mirror: Mirror) -> None:
         f"{MNIST.files['test_labels'][1]}: delete it and fetch again"
     )
     unknown = subprocess.run(
-        [sys.executable, "-m", "dsbench.data", "fetch", "svhn"],
+        [sys.executable, "-m", "dsbench", "data", "datasets=svhn"],
         env=env,
         capture_output=True,
         text=True,
@@ -212,7 +212,7 @@ def test_fetch_command(tmp_path: Path, mirror: Mirror) -> None:
 def test_parallel_fetches_download_once(tmp_path: Path, mirror: Mirror) -> None:
     """Three processes start on one empty folder: one downloads, the others wait for it."""
     env = {**os.environ, "DSBENCH_DATA": str(tmp_path)}
-    command = [sys.executable, "-m", "dsbench.data", "fetch", "mnist", "--mirror", mirror.url]
+    command = [sys.executable, "-m", "dsbench.data", "datasets=mnist", f"mirror={mirror.url}"]
     procs = [
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for _ in range(3)

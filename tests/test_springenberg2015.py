@@ -103,6 +103,7 @@ def test_reproduce_allconv_dry_run_expands_the_documented_grid(tmp_path: Path) -
     assert len(jobs) == 3 * 4 * 4  # backbones × variants × learning rates, one seed
     assert sum("lr=0.25 " in j for j in jobs) == 12
     assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing
+    assert not (tmp_path / "outputs").exists()  # not even Hydra's 48 job folders
 
 
 def small_preset(archive_dir: Path) -> list[str]:
@@ -149,14 +150,7 @@ def main_table(text: str) -> str:
 def test_allconv_table_from_the_store(twelve_model_store: str, tmp_path: Path) -> None:
     out_file = tmp_path / "table.md"
     allconv.main(
-        [
-            "--uri",
-            twelve_model_store,
-            "--experiment",
-            "springenberg2015-cifar10",
-            "--out",
-            str(out_file),
-        ]
+        [f"tracking.uri={twelve_model_store}", "experiments=springenberg2015", f"out={out_file}"]
     )
     text = out_file.read_text()
     assert main_table(text).count("| cifar10 |") == 12
@@ -184,14 +178,13 @@ def test_sweep_analysis_puts_ours_beside_the_paper(twelve_model_store: str) -> N
 def test_second_stage_trains_a_seed_at_the_chosen_lr(
     twelve_model_store: str, cifar10_archive_dir: Path, tmp_path: Path
 ) -> None:
-    """`allconv --seeds 1 -- <the grid's overrides>` prints one command per model; run
-    through sh, the one for All-CNN-C adds seed 1 at its lr, and the table reports n=2."""
+    """`dsbench springenberg2015 <the grid's overrides> seeds=1` prints one command per
+    model; run through sh, the one for All-CNN-C adds seed 1 at its lr, and the table reports
+    n=2."""
     shutil.copy(twelve_model_store.removeprefix("sqlite:///"), tmp_path / "mlflow.db")
     uri = store_uri(tmp_path)
-    args = ["--uri", uri, "--experiment", "springenberg2015-cifar10"]
-    out = dsbench(
-        "allconv", *args, "--seeds", "1", "--", *small_preset(cifar10_archive_dir), cwd=tmp_path
-    )
+    args = [f"tracking.uri={uri}", *small_preset(cifar10_archive_dir)]
+    out = dsbench("allconv", *args, "seeds=1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     commands = out.stdout.splitlines()
     assert len(commands) == 12 and all(f"tracking.uri={uri}" in c for c in commands)
@@ -295,7 +288,7 @@ def test_a_model_whose_every_lr_diverged_has_no_result() -> None:
     assert "| Strided-CNN-A | every lr diverged |" in text
     assert "Runs that diverged (loss NaN or infinite): 2." in text
     assert "- Strided-CNN-A, lr 0.1, seed 0: loss became nan in epoch 2" in text
-    assert springenberg.seed_commands(table, "e", "sqlite:///x.db", "1", ["a=b"]) == [
+    assert springenberg.seed_commands(table, "1", ["a=b"]) == [
         "# Strided-CNN-A: every lr diverged; no lr to train more seeds at"
     ]
 
@@ -415,13 +408,12 @@ def test_seed_commands_train_the_chosen_lr_in_the_same_experiment_and_store() ->
         run_row("springenberg_c", "conv", 0.01, 0, 0.85, 0.14),
     )
     table = springenberg.selected(runs)
-    (line,) = springenberg.seed_commands(
-        table, "sb-fm", "sqlite:////tmp/a b.db", "1,2", ["experiments=springenberg2015_fashion"]
-    )
+    grid = ["experiments=springenberg2015_fashion", "tracking.uri=sqlite:////tmp/a b.db"]
+    (line,) = springenberg.seed_commands(table, "1,2", grid)
     assert shlex.split(line) == [
         sys.executable,
-        *("-m", "dsbench.train", "-m", "experiments=springenberg2015_fashion"),
-        *("tracking.experiment=sb-fm", "tracking.uri=sqlite:////tmp/a b.db"),
+        *("-m", "dsbench", "train", "-m", "experiments=springenberg2015_fashion"),
+        "tracking.uri=sqlite:////tmp/a b.db",
         *("dataset=fashion_mnist", "model=springenberg_c", "downsample=conv"),
         *("trainer.lr=0.1", "trainer.seed=1,2"),
     ]
@@ -430,16 +422,16 @@ def test_seed_commands_train_the_chosen_lr_in_the_same_experiment_and_store() ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--seeds", "one", "--", "a=b"], "--seeds takes seeds separated by commas, like 1,2"),
-        (["--seeds", "", "--", "a=b"], "--seeds takes seeds separated by commas"),
-        (["--seeds", "1"], "--seeds needs the grid's own overrides after --"),
-        (["--seeds", "1", "--", "tracking.uri=x"], "tracking.uri comes from --uri / --experiment"),
-        (["--seeds", "1", "--out", "t.md", "--", "a=b"], "--out writes the table; --seeds prints"),
-        (["--", "trainer.seed=1"], "train overrides after -- go with --seeds"),
+        (["seeds=one", "experiments=springenberg2015"], "seeds= takes seeds separated by"),
+        (["seeds=", "experiments=springenberg2015"], "seeds= takes seeds separated by commas"),
+        (["seeds=1"], "seeds= needs the grid's own overrides, e.g. experiments="),
+        (["seeds=1", "out=t.md", "experiments=x"], "out= writes the table; seeds= prints"),
+        (["trainer.sed=1"], "unknown key 'trainer.sed' (did you mean trainer.seed?)"),
+        (["--experiment", "x"], "'--experiment' is not key=value; dsbench springenberg2015 takes"),
     ],
 )
 def test_allconv_bad_arguments_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    out = dsbench("allconv", "--uri", store_uri(tmp_path), *args, cwd=tmp_path)
+    out = dsbench("allconv", f"tracking.uri={store_uri(tmp_path)}", *args, cwd=tmp_path)
     assert out.returncode == 2 and message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "mlflow.db").exists()

@@ -237,7 +237,9 @@ def _locked_mid_run(db: Path, uri: str, shared_data: Path, tmp_path: Path) -> tu
     lock = sqlite3.connect(db, timeout=30, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        while not any("Failed to log" in p.read_text() for p in tmp_path.glob("outputs/runs/*/*.log")):
+        while not any(
+            "Failed to log" in p.read_text() for p in tmp_path.glob("outputs/runs/*/*.log")
+        ):
             assert job.poll() is None and time.monotonic() < deadline, job.stderr.read()
             time.sleep(0.2)
     finally:

@@ -13,7 +13,6 @@ from helpers import NO_TF, TINY, Trained, all_runs, dsbench, store_uri, train
 from mlflow.entities import Run
 
 from dsbench import contract
-from dsbench.data.registry import get_info
 from dsbench.contract import (
     EPOCH_METRICS,
     JOB_TAGS,
@@ -23,6 +22,7 @@ from dsbench.contract import (
     Tag,
     shifted_accuracy,
 )
+from dsbench.data.registry import get_info
 
 FINAL_METRICS = {
     *contract.FINAL_METRICS,
@@ -101,7 +101,9 @@ def test_a_run_ends_with_its_result_in_one_line(mnist_epoch_trained: Trained) ->
     run = mnist_epoch_trained.runs[0]
     m = run.data.metrics
     last = mnist_epoch_trained.out.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"mnist/convnet/max+flatten/s0: test error {100 * m[Metric.TEST_ERROR]:.2f} %")
+    assert last.startswith(
+        f"mnist/convnet/max+flatten/s0: test error {100 * m[Metric.TEST_ERROR]:.2f} %"
+    )
     assert f"shift consistency {100 * m[Metric.SHIFT_CONSISTENCY]:.1f} %" in last
     assert "34,826 params, trained in " in last
     # Library INFO lines (MLflow's, absl's) are in the job's log file, not on the terminal.
@@ -125,9 +127,10 @@ def test_a_run_logs_its_data_as_inputs_with_digests(mnist_epoch: tuple[str, Run]
         10_000,
     ]
     training = profiles["training"]
-    assert training["archives_md5"]["train-images-idx3-ubyte.gz"] == get_info("mnist").files[
-        "train_images"
-    ][1]
+    assert (
+        training["archives_md5"]["train-images-idx3-ubyte.gz"]
+        == get_info("mnist").files["train_images"][1]
+    )
     assert (training["split_seed"], training["source"], training["preprocess"]) == (
         0,
         "archive",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,16 +40,21 @@ def test_runs_tags_and_dashboard_are_visible(
     with ui.mlflow_ui(study_store, shots / "mlflow-ui.log") as base, ui.chromium() as driver:
         assert base.startswith("http://127.0.0.1:")
 
-        text = ui.runs_page(driver, base, study["experiment"], group_by="downsample")
+        text = ui.runs_page(driver, base, study_store, study["experiment"])
         driver.save_screenshot(shots / "runs.png")
         assert STUDY_DESCRIPTION in text  # the experiment's note
-        assert "Group: max" in text and "Group: blur" in text  # grouped by the strategy tag
-        for name in study["names"].splitlines():
-            assert name in text  # e.g. mnist/convnet/blur+flatten/s1
+        # dsbench's view: the job runs only (4, not the sweep's parent), grouped by strategy
+        # and head, the question's columns, each run's data and model.
+        assert "4 matching runs" in text and text.count("Group: ") == 2
+        for column in ("downsample", "head", "seed", "test_error"):  # the first screen
+            assert f"\n{column}\n" in text
+        assert text.count("\nmodel\n") == 4  # the Models column: each run's logged model
+        assert len(re.findall(r"mnist \([0-9a-f]{16}\)\nTraining", text)) == 4  # Dataset
 
         text = ui.charts_page(driver, metric=Metric.VAL_ACCURACY)
         driver.save_screenshot(shots / "charts.png")
-        assert "max (val_accuracy)" in text and "blur (val_accuracy)" in text  # one per group
+        assert "downsample: max, head: flatten (val_accuracy)" in text  # a line per group
+        assert "downsample: blur, head: flatten (val_accuracy)" in text
 
         text = ui.run_page(driver, base, study["experiment"], study["job"])
         driver.save_screenshot(shots / "run.png")
@@ -98,3 +104,28 @@ def test_ui_cli_rejects_an_unknown_experiment(study_store: str, tmp_path: Path) 
     assert out.stderr.strip().splitlines() == [
         f"dsbench: error: no MLflow experiment 'nope' at {study_store}; it has: Default, study"
     ]
+
+
+@pytest.mark.slow
+def test_dsbench_ui_prints_its_view_and_serves_it(study_store: str, study: dict[str, str]) -> None:
+    """`dsbench ui` sets the view up, prints its URL and runs the UI there; the URL opens the
+    study's runs grouped by strategy in a real Chromium."""
+    import subprocess
+    import sys
+
+    port = ui.free_port()
+    command = [sys.executable, "-m", "dsbench", "ui", f"tracking.uri={study_store}"]
+    command += ["tracking.experiment=study", f"port={port}"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/#/experiments/{study['experiment']}/runs?viewStateShareKey=dsbench"
+        assert server.stdout.readline().strip() == f"study: {url}&workflowType=machine_learning"
+        ui.wait_until_healthy(base, server, "dsbench ui did not start")
+        with ui.chromium() as driver:
+            driver.get(f"{url}&workflowType=machine_learning")
+            text = ui.visible_text(driver, "Group: ")
+        assert "4 matching runs" in text and text.count("Group: ") == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

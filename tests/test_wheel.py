@@ -124,7 +124,7 @@ def test_the_wheel_holds_no_test_infrastructure(installed: Path) -> None:
     assert "dsbench/train.py" in files  # the record lists the package's modules
     names = {Path(f).name for f in files}
     assert not [f for f in files if f.startswith("devtools/")]
-    assert not names & {"mlflow_ui.py", "postgres.py", "analysis_scale.py", "ui.py", "services.py"}
+    assert not names & {"mlflow_ui.py", "postgres.py", "analysis_scale.py", "services.py"}
     assert not (installed / "devtools").exists()
     selenium = [
         str(p.relative_to(installed))

@@ -80,8 +80,7 @@ def _hydra_help(name: str) -> list[str]:
         lines.append("")
     lines += [
         f"every key and its default: dsbench {name} --cfg job",
-        "Hydra's own flags (-m, --cfg, --config-dir, ...): dsbench "
-        f"{name} --hydra-help",
+        f"Hydra's own flags (-m, --cfg, --config-dir, ...): dsbench {name} --hydra-help",
     ]
     return lines
 

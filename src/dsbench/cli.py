@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,20 +83,6 @@ EXIT_EXTERNAL = 1  # not the input: a download, the tracking store (errors.Exter
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     print(f"dsbench: error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
-
-
-def key_values(argv: list[str], keys: dict[str, str | None], command: str) -> dict[str, Any]:
-    """The `key=value` arguments of a command that is no Hydra app (`dsbench data`, `ui`,
-    `springenberg2015`): the one argument style of every command. A bare word or an unknown
-    key: one line with the closest keys, exit 2."""
-    found: dict[str, Any] = dict(keys)
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if not eq or key not in keys:
-            what = f"unknown key {key!r}" if eq else f"{arg!r} is not key=value"
-            fail(f"{what}{did_you_mean(key, keys)}; dsbench {command} takes: {', '.join(keys)}")
-        found[key] = value
-    return found
 
 
 def fail_on(e: DsbenchError) -> NoReturn:
@@ -169,6 +156,9 @@ def run_app(app: Callable[[], Any]) -> None:
     # MLflow's loggers then go where Hydra's job logging sends them (the job's log file),
     # instead of a handler of MLflow's own on stderr.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    # joblib's loky executor says so when it replaces a worker it reaped; every job's
+    # outcome still comes back (and a job that failed is recorded by its own run).
+    warnings.filterwarnings("ignore", "A worker stopped while some jobs", UserWarning)
     signal.signal(signal.SIGTERM, _sigterm)
     os.environ[COMMAND_PID] = str(os.getpid())  # inherited by the processes it starts
     from dsbench.tracking import sweep

@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dsbench.errors import DsbenchError, unknown
+from dsbench.errors import DsbenchError, did_you_mean, unknown
 
 # The configs: the project's top-level conf/ (and experiments/ as its group `experiments`),
 # which the wheel carries as the package dsbench.conf; Hydra finds them by package, from any
@@ -587,6 +587,22 @@ class AnalyzeConfig(TrainConfig):
     @property
     def out(self) -> str:
         return self.out_dir or f"results/{self.tracking.experiment}"
+
+
+def key_values(argv: list[str], keys: dict[str, str | None], command: str) -> dict[str, Any]:
+    """The `key=value` arguments of a command that is no Hydra app (`dsbench data`, `ui`,
+    `springenberg2015`): the one argument style of every command. A bare word or an unknown
+    key: DsbenchError with the closest keys."""
+    found: dict[str, Any] = dict(keys)
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if not eq or key not in keys:
+            what = f"unknown key {key!r}" if eq else f"{arg!r} is not key=value"
+            raise DsbenchError(
+                f"{what}{did_you_mean(key, keys)}; dsbench {command} takes: {', '.join(keys)}"
+            )
+        found[key] = value
+    return found
 
 
 def compose_train(overrides: list[str]) -> TrainConfig:

@@ -15,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from dsbench.config import TrackingConfig, default_store_uri
+from dsbench.config import DEFAULT_STORE_URI, TrackingConfig
 from dsbench.tracking.store import redacted
 from dsbench.tracking.sweep import state
 
@@ -52,7 +52,8 @@ def where_it_went(table: Any, tracking: TrackingConfig, parent: str, out: Path) 
     from dsbench.analysis.tables import terminal_summary  # pandas: only now
 
     name = shlex.quote(tracking.experiment)
-    store = "" if tracking.uri == default_store_uri() else f" tracking.uri={shlex.quote(tracking.uri)}"
+    uri = tracking.uri
+    store = "" if uri == DEFAULT_STORE_URI else f" tracking.uri={shlex.quote(uri)}"
     return "\n".join(
         [
             f"sweep {parent} of experiment {tracking.experiment} (store {redacted(tracking.uri)}):",

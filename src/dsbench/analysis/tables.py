@@ -191,4 +191,6 @@ def terminal_summary(table: pd.DataFrame) -> str:
         error = f"{mean:.2f} %" if std != std else f"{mean:.2f} ± {std:.2f} %"
         rows.append([*(str(row[k]) for k in keys), error, str(int(row["seeds"]))])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join(
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )

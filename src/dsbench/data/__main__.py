@@ -20,12 +20,11 @@ import sys
 
 from hydra import compose, initialize_config_module
 
-from dsbench.config import DatasetConfig, validate
+from dsbench.config import DatasetConfig, key_values, validate
 from dsbench.data.archives import md5_of
 from dsbench.data.fetch import MIRROR_ENV, ensure_archives, source_url
 from dsbench.data.registry import DATASETS, get_info
-from dsbench import cli
-from dsbench.errors import DsbenchError
+from dsbench.errors import DsbenchError, ExternalError
 
 
 def fetch(names: list[str], mirror: str | None) -> None:
@@ -50,14 +49,15 @@ def fetch(names: list[str], mirror: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = cli.key_values(
-        sys.argv[1:] if argv is None else argv, {"datasets": "", "mirror": None}, "data"
-    )
-    names = [n for n in args["datasets"].split(",") if n] or list(DATASETS)
     try:
+        args = key_values(
+            sys.argv[1:] if argv is None else argv, {"datasets": "", "mirror": None}, "data"
+        )
+        names = [n for n in args["datasets"].split(",") if n] or list(DATASETS)
         fetch(names, args["mirror"] or None)
     except DsbenchError as e:
-        cli.fail_on(e)
+        print(f"dsbench: error: {e}", file=sys.stderr)
+        sys.exit(1 if isinstance(e, ExternalError) else 2)
 
 
 if __name__ == "__main__":

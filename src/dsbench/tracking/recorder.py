@@ -144,7 +144,8 @@ class Tracker:
 
             datasets = [split_dataset(r, source) for r in records]
             with self._store() as mlflow:
-                mlflow.log_inputs(datasets=datasets, contexts=[r.context for r in records])
+                contexts = [r.context for r in records]
+                mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(records))
 
     def log_model(self, model: Any, example: Any) -> str | None:
         """The trained model as an MLflow logged model (Keras flavour) with its input

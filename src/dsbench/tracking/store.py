@@ -99,6 +99,7 @@ KNOWN_CAUSES = (
     ("500 server error", "the server answered with an internal error (HTTP 500)"),
     ("503 server error", "the server is unavailable (HTTP 503)"),
 )
+HTTP_ERRORS = re.compile(r"too many (\d{3}) error responses")
 # What follows a SQLAlchemy message: the statement and its parameters (never on a terminal).
 SQL_DETAIL = re.compile(r"\s*(\[SQL:|\[parameters:|\(Background on this error).*", re.S)
 
@@ -112,6 +113,8 @@ def cause_in_words(e: BaseException) -> str:
         chain.append(" ".join(str(getattr(e, "message", e)).split()))
         e = e.__cause__ or e.__context__
     text = " ".join(chain).lower()
+    if status := HTTP_ERRORS.search(text):  # urllib3's retries ran out on error answers
+        return f"the server answered with HTTP {status[1]} errors beyond the retries"
     for needle, words in KNOWN_CAUSES:
         if needle in text:
             return words

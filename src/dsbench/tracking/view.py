@@ -32,6 +32,7 @@ COLUMNS = [
     ("metrics", Metric.FLOPS_PER_IMAGE),
 ]
 GROUP_BY = (Tag.DOWNSAMPLE, Tag.HEAD)
+JOB_RUNS = f"tags.{Tag.DOWNSAMPLE} LIKE '%'"  # a sweep's parent run has no strategy
 
 
 def column_key(kind: str, name: str) -> str:
@@ -42,8 +43,10 @@ def column_key(kind: str, name: str) -> str:
 def view_state() -> dict:
     """The shared view: runs grouped by strategy and head (mean of each group), the
     question's columns, lowest test error first, every run shown."""
+    columns = [column_key(kind, name) for kind, name in COLUMNS]
     return {
-        "selectedColumns": [column_key(kind, name) for kind, name in COLUMNS],
+        "selectedColumns": columns,
+        "columnOrder": columns,
         "groupBy": {
             "aggregateFunction": "average",
             "groupByKeys": [{"mode": "tag", "groupByData": tag} for tag in GROUP_BY],
@@ -51,6 +54,7 @@ def view_state() -> dict:
         "orderByKey": column_key("metrics", Metric.TEST_ERROR),
         "orderByAsc": True,
         "runsHiddenMode": "SHOW_ALL",
+        "searchFilter": JOB_RUNS,
     }
 
 

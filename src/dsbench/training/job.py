@@ -17,8 +17,7 @@ from omegaconf import DictConfig
 from dsbench.config import AUTO, TrainConfig, gpu_visible, sweep_layout, usable_cores, validate
 from dsbench.data.fetch import missing_files
 from dsbench.data.registry import DatasetInfo, get_info
-from dsbench.data.splits import prepared_anywhere
-from dsbench.data.splits import check_sizes
+from dsbench.data.splits import check_sizes, prepared_anywhere
 from dsbench.errors import DsbenchError
 from dsbench.model.plan import (
     Plan,
@@ -145,11 +144,15 @@ def dry_run_line(job: Job) -> str:
     prepared = dataset.source == "tfds" and prepared_anywhere(
         dataset.tfds_data_dir, job.info.tfds_name
     )
-    if dataset.source != "synthetic" and not prepared:
-        if missing := missing_files(job.info, dataset.archive_dir):
-            line += (
-                f"; warning: {len(missing)} {dataset.name} archive(s) not in "
-                f"{dataset.archive_dir}: the run downloads them (dsbench data "
-                f"datasets={dataset.name} does it ahead)"
-            )
+    missing = (
+        []
+        if dataset.source == "synthetic" or prepared
+        else missing_files(job.info, dataset.archive_dir)
+    )
+    if missing:
+        line += (
+            f"; warning: {len(missing)} {dataset.name} archive(s) not in "
+            f"{dataset.archive_dir}: the run downloads them (dsbench data "
+            f"datasets={dataset.name} does it ahead)"
+        )
     return line

@@ -19,7 +19,6 @@ from dsbench import hooks
 from dsbench.config import flatten, usable_cores
 from dsbench.contract import Metric, Tag
 from dsbench.data.preprocess import springenberg_preprocess
-from dsbench.data.fetch import source_url
 from dsbench.data.splits import Splits, load_splits, split_records
 from dsbench.errors import Diverged
 from dsbench.model.plan import model_name, shape_table
@@ -109,15 +108,14 @@ def run_tags(job: Job, splits: Splits) -> dict[str, Any]:
     }
 
 
-def record_inputs(
-    job: Job, run: tracking.Tracker, output_dir: Path | None, splits: Splits
-) -> None:
+def record_inputs(job: Job, run: tracking.Tracker, output_dir: Path | None, splits: Splits) -> None:
     """The run's params, its data (MLflow inputs with digests), its whole config, the
     model's predicted shapes, Hydra's files."""
     run.log_params(flatten(job.cfg))
-    dataset = job.cfg.dataset
-    source = None if splits.source == "synthetic" else source_url(splits.info, dataset.url)
-    run.log_inputs(split_records(splits, dataset), source)
+    # The official location: the archives' md5s say they are its files, whichever mirror or
+    # folder they were read from.
+    source = None if splits.source == "synthetic" else splits.info.url
+    run.log_inputs(split_records(splits, job.cfg.dataset), source)
     run.log_text(OmegaConf.to_yaml(OmegaConf.structured(job.cfg)), "config.yaml")
     run.log_text(shape_table(job.shapes), "shapes.md")
     if output_dir is not None:

@@ -60,7 +60,7 @@ class SweepProgress(Callback):
         folder = Path(config.hydra.sweep.dir) / PROGRESS
         (folder / "done").mkdir(parents=True, exist_ok=True)
         at_once = config.hydra.launcher.get("n_jobs") or 1
-        sweep = {"start": time.time(), "jobs": len(jobs) if jobs else None, "at_once": at_once}
+        sweep = {"start": time.time(), "size": len(jobs) if jobs else None, "at_once": at_once}
         (folder / "sweep.json").write_text(json.dumps(sweep))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -80,7 +80,7 @@ class SweepProgress(Callback):
         folder = Path(hydra.sweep.dir) / PROGRESS
         if not (folder / "sweep.json").is_file():
             return
-        total = json.loads((folder / "sweep.json").read_text())["jobs"]
+        total = json.loads((folder / "sweep.json").read_text())["size"]
         job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             name = run_name(validate(job))
