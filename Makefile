@@ -39,7 +39,7 @@ install:  ## install system packages (Debian), .venv with the pinned dependencie
 	$(PY) -m pip install -q --no-deps -r requirements-torch.lock  # PyTorch's CPU build
 	$(PY) -m pip install -q --no-deps -e .
 
-test: lint  ## lint, then the whole test suite, what CI runs (~20 min on 2 cores)
+test: lint  ## lint, then the whole test suite, what CI runs (~25 min on 2 cores)
 	$(PY) -m pytest
 
 test-fast: lint  ## lint, then every test that trains nothing (the edit-test loop, ≤ 3 min)

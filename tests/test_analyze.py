@@ -83,8 +83,9 @@ def test_dashboard_is_self_contained(report: tuple[pd.DataFrame, Path]) -> None:
     _, out = report
     page = (out / "dashboard.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(PLOTS)
-    assert "dsbench dashboard: study" in page and STUDY_DESCRIPTION in page
+    assert "study: which downsampling, at what cost" in page and STUDY_DESCRIPTION in page
     assert "<script" not in page and 'src="http' not in page
+    assert "`" not in page  # Markdown code spans are <code> here
 
 
 @pytest.mark.slow

@@ -152,8 +152,10 @@ def test_every_strategy_fits_both_new_backbones(backbone: str, shape: tuple) -> 
     """Planned without Keras; (the Keras shapes of every row are checked in test_model)."""
     for name in STRATEGIES:
         p = plan(backbone, name)
-        assert layer_rows(p, shape)[-1].shape == (10,), name
-        assert flops_per_image(p, shape) > 0
+        rows = layer_rows(p, shape)
+        assert rows[-1].shape == (10,), name
+        # describe's per-layer FLOPs (shortcuts through the slot included) add up to the total
+        assert sum(r.flops for r in rows) == flops_per_image(p, shape) > 0, name
 
 
 def test_a_residual_block_that_cannot_be_summed_is_refused() -> None:

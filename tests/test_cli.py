@@ -172,3 +172,64 @@ def test_the_documented_commands_are_found() -> None:
     assert len(lines) > 40
     assert any(line.startswith("dsbench analyze experiments=") for line in lines)
     assert any(line.startswith("dsbench springenberg2015 ") for line in lines)
+
+
+# ---- one name for a study, in training and analysis -------------------------------------------
+
+
+def test_analysis_names_a_study_as_training_did() -> None:
+    """`experiments=<study>` (with its dataset) gives analysis the experiment that training
+    wrote; bare, the experiment of ad-hoc runs."""
+    config.register()
+    with initialize_config_module("dsbench.conf", version_base="1.3"):
+        for overrides, experiment in [
+            (["experiments=mnist_downsampling"], "mnist-downsampling"),
+            (
+                ["experiments=mnist_downsampling", "dataset=fashion_mnist"],
+                "fashion_mnist-downsampling",
+            ),
+            ([], "dsbench"),
+        ]:
+            trained = config.validate(compose("train", overrides=overrides))
+            analyzed = config.validate(
+                compose("analyze", overrides=overrides), config.AnalyzeConfig
+            )
+            assert trained.tracking.experiment == analyzed.tracking.experiment == experiment
+            assert analyzed.out == f"results/{experiment}"
+
+
+def test_the_old_analysis_key_gets_the_study_group(capsys: pytest.CaptureFixture[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "dsbench", "analyze", "experiment=mnist-downsampling"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("dsbench: error: unknown key 'experiment' (did you mean experiments?)")
+    assert len(line) <= 300
+
+
+def test_a_folder_the_source_does_not_need_is_reported_not_created(tmp_path: Path) -> None:
+    """TFDS has MNIST prepared (in a folder of this test's own): a given archive_dir that does
+    not exist is named once, not created, and the dry run writes nothing."""
+    prepared = tmp_path / "tfds" / "mnist" / "3.0.1"
+    prepared.mkdir(parents=True)
+    (prepared / "dataset_info.json").write_text("{}")
+    out = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "dsbench", "train", "dry_run=true"),
+            f"dataset.tfds_data_dir={tmp_path / 'tfds'}",
+            f"dataset.archive_dir={tmp_path / 'nope' / 'mnist'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("does not exist") == 1
+    assert f"note: dataset.archive_dir={tmp_path / 'nope' / 'mnist'} does not exist" in out.stdout
+    assert not (tmp_path / "nope").exists() and not (tmp_path / "outputs").exists()

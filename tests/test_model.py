@@ -122,6 +122,9 @@ def test_describe_json_keras_io_model() -> None:
     assert shapes["block1_down"] == [13, 13, 32]
     assert shapes["block2_down"] == [5, 5, 64]
     assert shapes["head1_flatten"] == [1600]
+    flops = {layer["name"]: layer["flops"] for layer in d["layers"]}
+    assert flops["block2_conv1"] == 2 * 11 * 11 * 64 * 9 * 32  # describe's per-layer FLOPs
+    assert sum(flops.values()) == d["flops"]
 
 
 def test_describe_text_and_springenberg_default_head() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -177,7 +178,20 @@ def test_a_run_a_sweep_reuses_belongs_to_the_sweep(shared_data: Path, tmp_path: 
     tags = parent.data.tags
     assert (tags[Tag.JOBS], tags[Tag.JOBS_FAILED], tags[Tag.JOBS_REUSED]) == ("6", "0", "1")
     assert parent.info.status == "FINISHED"
-    assert "6 jobs (1 reused from earlier runs), 0 not finished" in sweep.out.stdout
+    # The terminal: [k/6] as each job starts (in order of job number, whichever worker ran
+    # it), the sweep's table in short, where it went, and the counts.
+    out = sweep.out.stdout
+    starts = re.findall(r"^\[(\d)/(\d)\] mnist/convnet/(\w+)\+flatten/s(\d)  \(", out, re.M)
+    assert sorted(int(k) for k, *_ in starts) == [1, 2, 3, 4, 5, 6]
+    assert {n for _, n, *_ in starts} == {"6"}
+    assert {(d, s) for _, _, d, s in starts} == {
+        (d, s) for d in ("max", "avg", "strided") for s in "01"
+    }
+    summary = out[out.index(f"sweep {parent.info.run_id} of experiment dsbench") :]
+    assert re.search(r"^  max +\d+\.\d\d ± \d+\.\d\d % +2$", summary, re.M)
+    assert f"dsbench analyze tracking.experiment=dsbench tracking.uri={sweep.uri} " in summary
+    assert f"outputs: {tmp_path / 'sweep'}/" in summary
+    assert "the sweep's 6 jobs: 6 finished (1 reused from earlier runs), 0 not finished" in out
     reused = mlflow.MlflowClient(sweep.uri).get_run(single.info.run_id)
     assert PARENT_RUN not in reused.data.tags  # it keeps its own place
     runs = load_runs(sweep.uri, "dsbench", sweep=parent.info.run_id)

@@ -83,3 +83,12 @@ def test_the_table_carries_and_marks_them() -> None:
     assert "*" not in avg.split("|")[-3]
     baseline = next(line for line in text.splitlines() if "| max | flatten |" in line)
     assert "reference" in baseline
+
+
+def test_a_constant_column_has_no_best() -> None:
+    """Every group with the same parameter count: no row of that column is bold; the test
+    error, which differs, has its one best row bold."""
+    runs = frame().assign(**{metric_column(Metric.PARAMS_TOTAL): 34_826.0})
+    text = to_markdown(comparison(runs))
+    assert "**34,826**" not in text and "34,826" in text
+    assert text.count("**") == 2  # the lowest test error only

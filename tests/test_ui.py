@@ -66,7 +66,7 @@ def test_runs_tags_and_dashboard_are_visible(
 
         text = ui.dashboard_page(driver, base, study["experiment"], study["sweep"])
         driver.save_screenshot(shots / "dashboard.png")
-        assert "dsbench dashboard: study" in text and "4 images" in text
+        assert "study: which downsampling, at what cost" in text and "4 images" in text
     for name in ("runs", "charts", "run", "dashboard"):
         assert (shots / f"{name}.png").read_bytes().startswith(PNG)
     print(f"screenshots in {shots}")

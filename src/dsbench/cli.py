@@ -64,7 +64,7 @@ def _unknown_key(e: BaseException) -> str | None:
     full = override[1]
     prefix = full[: -len(key[1])] if full.endswith(key[1]) else ""
     names = [f.name for f in dataclasses.fields(schema)]
-    if schema is config.TrainConfig and not prefix:  # groups that are no schema key
+    if issubclass(schema, config.TrainConfig) and not prefix:  # groups that are no schema key
         names += [g for g in config.config_groups() if g not in names]
     line = f"unknown key {full!r}{did_you_mean(key[1], names, prefix)}"
     keys = f"; the keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(names)}"
@@ -147,6 +147,16 @@ def discard_output_dir() -> None:
         return
     if all(p.name in HYDRA_FILES or p.suffix == ".log" for p in folder.iterdir()):
         shutil.rmtree(folder)
+        remove_empty_parents(folder)
+
+
+def remove_empty_parents(folder: Path) -> None:
+    """The folders Hydra made above a removed one (outputs/runs/), while empty and below the
+    current folder."""
+    here, parent = Path.cwd().resolve(), folder.resolve().parent
+    while parent != here and here in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
 
 
 def run_app(app: Callable[[], Any]) -> None:

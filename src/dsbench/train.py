@@ -1,12 +1,10 @@
 """One training run, or a sweep of them: `dsbench train [overrides]` (also dsbench-train).
 
     dsbench train downsample=avg head=gap trainer.epochs=3
-    dsbench train -m downsample=max,avg,strided trainer.seed=0,1      # a sweep of 6 jobs
     dsbench train -m experiments=mnist_downsampling                   # a study's sweep
     dsbench train experiments=mnist_downsampling dry_run=true -m      # its jobs, untrained
 
-The Hydra app: check the job once (dsbench.training.job), skip it if it FINISHED or diverged
-before (resume), train it (dsbench.training.run); in a sweep, record a failed job and go on.
+Checks the job once (training.job), skips it if it FINISHED or diverged before, trains it.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from dsbench.errors import DsbenchError, ExternalError, stop_requested
 from dsbench.tracking.recorder import in_sweep
 from dsbench.tracking.resume import finished_run, reuse, skipped
 from dsbench.tracking.sweep import job_failed
-from dsbench.training.job import Job, dry_run_line, make_job
+from dsbench.training.job import Job, dry_run_line, make_job, unused_archive_dir
 from dsbench.training.run import result_line, train
 from dsbench.training.sweep_progress import SweepProgress
 
@@ -42,6 +40,8 @@ def _app(cfg: DictConfig) -> float:
             if not in_sweep():
                 raise
             return job_failed(None, e)
+        if note := unused_archive_dir(job, HydraConfig.get().overrides.task):
+            print(note, flush=True)  # given but not needed: said, never silently ignored
         if job.cfg.dry_run:
             print(dry_run_line(job), flush=True)
             cli.discard_output_dir()  # a dry run writes nothing

@@ -30,6 +30,13 @@ def _image(path: Path) -> str:
     return f'<img alt="{alt}" title="{alt}" src="data:image/png;base64,{data}">'
 
 
+def inline_code(text: str) -> str:
+    """Markdown's `code` spans (the legend and provenance are written for Markdown) as HTML
+    <code>, the rest escaped."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
 def render(
     *,
     experiment: str,
@@ -49,14 +56,14 @@ def render(
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>dsbench: {esc(experiment)}</title><style>{STYLE}</style></head><body>",
-        f'<h1 id="dashboard-title">dsbench dashboard: {esc(experiment)}</h1>',
+        f'<h1 id="dashboard-title">{esc(experiment)}: which downsampling, at what cost</h1>',
         f'<p class="meta">{esc(summary)}</p>',
     ]
     if description:
         parts.append(f"<pre>{esc(description)}</pre>")
     parts += [
         "<h2>Comparison by strategy</h2>",
-        f'<p class="meta">{esc(legend)}</p>',
+        f'<p class="meta">{inline_code(legend)}</p>',
         table_html,
         "<h2>Plots</h2>",
         '<div class="figures">',
@@ -67,8 +74,8 @@ def render(
         parts += [f"<h2>{esc(heading)}</h2>", f"<pre>{esc(markdown)}</pre>"]
     parts.append("<h2>Runs that did not finish</h2>")
     if not_finished:
-        parts += ["<ul>", *(f"<li>{esc(line)}</li>" for line in not_finished), "</ul>"]
+        parts += ["<ul>", *(f"<li>{inline_code(line)}</li>" for line in not_finished), "</ul>"]
     else:
         parts.append("<p>None: all runs finished.</p>")
-    parts += [f'<p class="meta">{esc(provenance)}</p>', "</body></html>"]
+    parts += [f'<p class="meta">{inline_code(provenance)}</p>', "</body></html>"]
     return "\n".join(parts) + "\n"

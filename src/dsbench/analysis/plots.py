@@ -26,11 +26,15 @@ ERROR_MEAN, ERROR_STD = f"{Metric.TEST_ERROR}_mean", f"{Metric.TEST_ERROR}_std" 
 
 
 def label(row: pd.Series, table: pd.DataFrame) -> str:
-    """The strategy, with the dataset / model before it where the table holds several, and
-    any varying param (e.g. `trainer.lr=0.05`) after it."""
+    """The strategy, with the dataset / model before it where the table holds several, any
+    varying param (e.g. `trainer.lr=0.05`) after it, and "(1 seed)" where a group has no
+    spread to show."""
     varying = [k for k in (Tag.DATASET, Tag.MODEL) if table[k].nunique() > 1]
     params = [f"{p.removeprefix('params.')}={row[p]}" for p in table_keys(table)[len(KEYS) :]]
-    return " ".join(["/".join([*(str(row[k]) for k in varying), str(row[STRATEGY])]), *params])
+    one_seed = ["(1 seed)"] if row["seeds"] == 1 else []
+    return " ".join(
+        ["/".join([*(str(row[k]) for k in varying), str(row[STRATEGY])]), *params, *one_seed]
+    )
 
 
 def _colours(table: pd.DataFrame) -> dict[str, tuple]:
@@ -85,6 +89,7 @@ def _scatter(table: pd.DataFrame, x: str, xlabel: str, title: str) -> Figure:
                 100 * (1 - row[ERROR_MEAN]),
                 yerr=None if pd.isna(std) else 100 * std,
                 fmt="o",
+                mfc="none" if row["seeds"] == 1 else None,  # hollow: one seed, no error bar
                 color=colours[row[STRATEGY]],
                 capsize=3,
                 label=label(row, table),

@@ -97,7 +97,8 @@ LATEX = Markup(r"\textbf{{{}}}", r" $\pm$ ", _latex_escape)
 
 
 def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
-    """The table as text cells: mean ± std (std only with 2+ seeds), the best in bold."""
+    """The table as text cells: mean ± std (std only with 2+ seeds), the best in bold (where
+    the column differs between rows: a constant column has no best)."""
     shown = columns([c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")])
     best = {
         m: table[f"{m}_mean"].min() if lower else table[f"{m}_mean"].max()
@@ -119,7 +120,8 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
             cell = f"{mean:,.{digits}f}" + (
                 "" if pd.isna(std) or std == 0 else f"{markup.pm}{std:,.{digits}f}"
             )
-            is_best = len(table) > 1 and mean_raw == best[m]  # one row: nothing to compare
+            varies = table[f"{m}_mean"].nunique() > 1  # one row, or all equal: nothing to compare
+            is_best = varies and mean_raw == best[m]
             cells.append(markup.bold.format(cell) if is_best else cell)
         out[markup.text(title)] = cells
         if m == Metric.TEST_ERROR and "vs_max_diff" in table:

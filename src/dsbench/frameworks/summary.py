@@ -44,6 +44,7 @@ def describe(cfg: TrainConfig) -> dict[str, Any]:
                 "block": row.block,
                 "path": row.path,
                 "shared": row.shared,
+                "flops": row.flops,
             }
         )
     trainable, state = count_params(plan, info.image_shape), count_state(plan, info.image_shape)
@@ -66,8 +67,9 @@ def describe(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def as_text(d: dict[str, Any]) -> str:
-    """The layers, one per line; a residual block's as its main path, shortcut and sum,
-    indented under the block; ◀ slot marks what the strategy put in a slot."""
+    """The layers, one per line (output shape, params, FLOPs per image); a residual block's as
+    its main path, shortcut and sum, indented under the block; ◀ slot marks what the strategy
+    put in a slot."""
     labels = [f"  {x['path']:<8}  {x['name']}" if x["block"] else x["name"] for x in d["layers"]]
     width = max(map(len, labels))
     lines = [
@@ -82,7 +84,8 @@ def as_text(d: dict[str, Any]) -> str:
         shape = "×".join(map(str, layer["output_shape"]))
         params = "shared" if layer["shared"] else f"{layer['params']:,} params"
         mark = f"  ◀ slot ({d['downsample']})" if layer["slot"] else ""
-        lines.append(f"  {label:<{width}}  {shape:>12}  {params:>16}{mark}")
+        flops = f"{layer['flops']:,} FLOPs" if layer["flops"] else ""
+        lines.append(f"  {label:<{width}}  {shape:>12}  {params:>16}  {flops:>17}{mark}".rstrip())
     lines.append(f"params {d['params']:,} (trainable {d['trainable_params']:,})")
     lines.append(f"FLOPs per image {d['flops']:,} (multiply-adds × 2)")
     return "\n".join(lines)

@@ -139,6 +139,7 @@ class Row(NamedTuple):
     path: str = ""  # inside a residual block: main | shortcut | sum
     block: str = ""  # that residual block's name
     shared: bool = False  # a main-path layer the shortcut goes through again (same weights)
+    flops: int = 0  # forward FLOPs of one image through it (the sum's own add counts none)
 
     @property
     def key(self) -> str:
@@ -156,11 +157,12 @@ def layer_rows(plan: Plan, input_shape: Shape) -> list[Row]:
     rows: list[Row] = []
     for name, spec, x, out in _walk(plan, input_shape):
         if not isinstance(spec, Residual):
-            rows.append(Row(name, spec, out))
+            rows.append(Row(name, spec, out, flops=spec.flops(x)))
             continue
-        rows += [Row(n, s, o, "main", name) for n, s, _, o in walk(spec.body, x)]
+        rows += [Row(n, s, o, "main", name, flops=s.flops(i)) for n, s, i, o in walk(spec.body, x)]
         for t in spec.shortcut(name, x):
-            rows.append(Row(t.name, t.spec, t.output_shape, "shortcut", name, t.shared))
+            flops = t.spec.flops(t.input_shape)
+            rows.append(Row(t.name, t.spec, t.output_shape, "shortcut", name, t.shared, flops))
         rows.append(Row(f"{name}_add", Add(), out, "sum", name))
         if spec.activation:
             rows.append(Row(f"{name}_act", Activation(spec.activation), out, "sum", name))

@@ -10,7 +10,9 @@ again: training, dry runs, `describe`, the benches and every job of a sweep take
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -135,6 +137,24 @@ def machine_share(cfg: TrainConfig) -> Share:
     if launcher == "joblib" and isinstance(n_jobs, int):
         return Share(own, cores if n_jobs < 0 else n_jobs)
     return Share(own, None)
+
+
+def unused_archive_dir(job: Job, overrides: Sequence[str]) -> str | None:
+    """A note when `dataset.archive_dir` was given (in `overrides`), does not exist, and the
+    source does not need it (TFDS has the dataset prepared): neither created nor ignored."""
+    dataset = job.cfg.dataset
+    if not any(o.startswith("dataset.archive_dir=") for o in overrides):
+        return None
+    if Path(dataset.archive_dir).expanduser().exists() or dataset.source == "archive":
+        return None  # the archive source fetches into it (or says why it cannot)
+    if dataset.source == "tfds" and not prepared_anywhere(
+        dataset.tfds_data_dir, job.info.tfds_name
+    ):
+        return None  # TFDS will prepare from it: the fetch fills it
+    return (
+        f"note: dataset.archive_dir={dataset.archive_dir} does not exist; the "
+        f"{dataset.source} source does not need it here (it is not created)"
+    )
 
 
 def dry_run_line(job: Job) -> str:

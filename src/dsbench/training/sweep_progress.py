@@ -19,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dsbench.cli import remove_empty_parents
 from dsbench.config import validate
 from dsbench.tracking.recorder import run_name
 from dsbench.training.run import duration
@@ -66,7 +67,10 @@ class SweepProgress(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
         if config.get("dry_run"):  # a dry run writes nothing: its sweep folder goes too
+            size = json.loads((folder / PROGRESS / "sweep.json").read_text())["size"]
             shutil.rmtree(folder, ignore_errors=True)
+            remove_empty_parents(folder)
+            print(f"dry run: {size or 'the'} jobs checked; nothing trained or written", flush=True)
         else:
             shutil.rmtree(folder / PROGRESS, ignore_errors=True)
 
