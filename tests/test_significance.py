@@ -92,3 +92,16 @@ def test_a_constant_column_has_no_best() -> None:
     text = to_markdown(comparison(runs))
     assert "**34,826**" not in text and "34,826" in text
     assert text.count("**") == 2  # the lowest test error only
+
+
+def test_every_csv_column_has_its_unit() -> None:
+    """comparison.columns.csv: the CSV's values are fractions where the tables show %."""
+    from dsbench.analysis.tables import column_units
+
+    table = comparison(frame())
+    units = column_units(table).set_index("column")
+    assert list(units.index) == list(table.columns)
+    assert units.loc["test_error_mean", "unit"] == "fraction of the test set (0-1)"
+    assert units.loc["test_error_mean", "in the tables"] == "test error % (mean, ×100)"
+    assert units.loc["vs_max_diff", "unit"].startswith("difference of test error fractions")
+    assert units.loc["seeds", "unit"] == "finished runs in the group"

@@ -90,7 +90,9 @@ def test_describe_from_another_folder(installed: Path, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # describing writes nothing
 
 
-def test_a_sweep_from_another_folder_writes_there(installed: Path, tmp_path: Path) -> None:
+def test_a_sweep_from_another_folder_finds_its_configs(installed: Path, tmp_path: Path) -> None:
+    """The installed package's configs compose a study's sweep from any folder; a dry run
+    writes nothing there (not even Hydra's outputs/)."""
     out = run(
         installed,
         tmp_path,
@@ -105,7 +107,8 @@ def test_a_sweep_from_another_folder_writes_there(installed: Path, tmp_path: Pat
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("dry run: mnist/convnet/") == 2
-    assert (tmp_path / "outputs" / "sweeps").is_dir()  # Hydra's outputs, in the cwd
+    assert "dry run: 2 jobs checked; nothing trained or written" in out.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_wheel_file_lists_the_config_groups(installed: Path) -> None:

@@ -18,7 +18,14 @@ import pandas as pd
 
 from dsbench.analysis import dashboard, plots
 from dsbench.analysis.load import histories, load_runs, resolve_sweep
-from dsbench.analysis.tables import comparison, not_finished, to_html, to_latex, to_markdown
+from dsbench.analysis.tables import (
+    column_units,
+    comparison,
+    not_finished,
+    to_html,
+    to_latex,
+    to_markdown,
+)
 from dsbench.contract import DESCRIPTION, Metric, Tag, tag_column
 from dsbench.hooks import Study, studies
 from dsbench.provenance import produced_by
@@ -107,6 +114,8 @@ def analyze(
         "\n".join([heading, legend, to_markdown(table), failures, origin + "\n"])
     )
     table.to_csv(out_dir / "comparison.csv", index=False)
+    files.append(out_dir / "comparison.columns.csv")  # its units (fractions, not %)
+    column_units(table).to_csv(files[-1], index=False)
     (out_dir / "comparison.tex").write_text(f"% {origin}\n" + to_latex(table))
     table_html = to_html(table)
     (out_dir / "comparison.html").write_text(table_html)

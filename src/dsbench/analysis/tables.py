@@ -51,6 +51,47 @@ def columns(names: list[str]) -> dict[str, Column]:
     return {m: c for m, c in every.items() if m in names}
 
 
+# What a metric's values are in comparison.csv (as logged: fractions, not %), where the
+# Markdown, LaTeX and HTML tables scale them (ACCURACY, COST: their titles).
+UNITS = {
+    Metric.TEST_ERROR: "fraction of the test set (0-1)",
+    Metric.SHIFT_CONSISTENCY: "fraction of the test images (0-1)",
+    Metric.CIRCULAR_SHIFT_CONSISTENCY: "fraction of the test images (0-1)",
+    Metric.PARAMS_TOTAL: "parameters",
+    Metric.FLOPS_PER_IMAGE: "FLOPs per image (multiply-adds × 2)",
+    Metric.STEADY_IMAGES_PER_SEC: "training images per second",
+    Metric.INFERENCE_IMAGES_PER_SEC: "test images per second",
+    Metric.TOTAL_TRAIN_SECONDS: "seconds",
+    Metric.STOPPED_EPOCH: "epochs",
+}
+DIFFERENCE_UNIT = "difference of test error fractions (×100: percentage points)"
+
+
+def column_units(table: pd.DataFrame) -> pd.DataFrame:
+    """comparison.csv's data dictionary: each column, its unit, and how the other formats
+    show it (comparison.columns.csv)."""
+    rows = []
+    shown = columns([c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")])
+    for column in table.columns:
+        metric, _, stat = column.rpartition("_")
+        if column in table_keys(table):
+            unit, shown_as = "name", column.removeprefix("params.")
+        elif column == "seeds":
+            unit, shown_as = "finished runs in the group", "seeds"
+        elif stat in ("mean", "std") and (metric in UNITS or SHIFT.fullmatch(metric)):
+            unit = UNITS.get(metric, "fraction of the test set (0-1)")
+            title, scale, _ = shown.get(metric, (f"accuracy, {metric} (not shown)", 1, False))
+            shown_as = f"{title} ({stat}, ×{scale:g})" if scale != 1 else f"{title} ({stat})"
+        elif column == "vs_max_p":
+            unit, shown_as = "p-value of Welch's t-test", "p"
+        elif column == "vs_max_significant":
+            unit, shown_as = "true or false", "* after the interval"
+        else:  # vs_max_diff, vs_max_ci_low, vs_max_ci_high
+            unit, shown_as = DIFFERENCE_UNIT, VERSUS_TITLE
+        rows.append({"column": column, "unit": unit, "in the tables": shown_as})
+    return pd.DataFrame(rows)
+
+
 def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     """mean, std and n per group of FINISHED runs; sorted by mean test error.
 
