@@ -192,6 +192,11 @@ def test_two_job_sweep_nests_children_under_a_parent(shared_data: Path, tmp_path
     assert all(r.info.status == "FINISHED" for r in children)
     assert parent.info.status == "FINISHED" and parent.data.tags[Tag.JOBS] == "2"
     assert len(runs) == 3
+    # Named by its study, with its grid as params and its command line as its note.
+    assert parent.info.run_name.startswith("sweep-test sweep 20")
+    assert parent.data.params["downsample"] == "max,conv"
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("`dsbench train -m ") and "- downsample = max,conv" in note
 
 
 @pytest.mark.slow

@@ -9,6 +9,8 @@ own (dsbench.analysis.sweep_report), so tracking never imports analysis.
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,15 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from dsbench.config import TrackingConfig, TrainConfig, short_hash, validate
-from dsbench.contract import PARENT_RUN, SWEEP_ROLE, Tag, reused_in, tag_column, tag_filter
+from dsbench.contract import (
+    DESCRIPTION,
+    PARENT_RUN,
+    SWEEP_ROLE,
+    Tag,
+    reused_in,
+    tag_column,
+    tag_filter,
+)
 from dsbench.errors import DsbenchError, ExternalError, one_line
 from dsbench.provenance import git_commit
 from dsbench.tracking.recorder import PARENT_ENV, record_failure
@@ -117,12 +127,16 @@ class SweepParentRun(Callback):
             log.info("resuming the sweep in its parent run %s", run_id)
         else:
             tags = {Tag.ROLE: SWEEP_ROLE, Tag.SWEEP_DIR: sweep_dir, Tag.SWEEP_KEY: key}
+            grid = sweep_grid(config)
             run = client.create_run(
                 experiment_id,
-                run_name=f"sweep {Path(sweep_dir).name}",
-                tags={**tags, Tag.GIT_COMMIT: git_commit()},
+                run_name=sweep_name(config, sweep_dir),
+                tags={**tags, Tag.GIT_COMMIT: git_commit(), DESCRIPTION: sweep_note(grid)},
             )
             run_id = run.info.run_id
+            from mlflow.entities import Param
+
+            client.log_batch(run_id, params=[Param(k, v) for k, v in grid.items()])
             log.info("MLflow sweep parent run %s", run_id)
         # Every job is composed again from these overrides, in this process or, with the
         # joblib, Ray or submitit launchers, in another one: Hydra sets the variable there.
@@ -137,6 +151,30 @@ class SweepParentRun(Callback):
             raise SweepAborted(
                 f"cannot close the sweep's parent run: {type(e).__name__}: {one_line(e)}"
             ) from e
+
+
+def sweep_grid(config: DictConfig) -> dict[str, str]:
+    """What the sweep varies and sets, as the parent run's params: the study's own grid
+    (hydra.sweeper.params), then the command line's overrides (which win)."""
+    params = config.hydra.sweeper.get("params") or {}
+    grid = {str(k): str(v) for k, v in params.items()}
+    for override in config.hydra.overrides.task:
+        key, _, value = override.partition("=")
+        grid[key.lstrip("+~")] = value
+    return grid
+
+
+def sweep_name(config: DictConfig, sweep_dir: str) -> str:
+    """`<study> sweep <when>`: the study is the experiments= preset, else the experiment."""
+    study = config.hydra.runtime.choices.get("experiments") or config.tracking.experiment
+    return f"{study} sweep {Path(sweep_dir).name[:16].replace('_', ' ')}"
+
+
+def sweep_note(grid: dict[str, str]) -> str:
+    """The parent run's description (MLflow's note): the command line and the grid."""
+    command = shlex.join(["dsbench", "train", *sys.argv[1:]])
+    lines = [f"`{command}`", "", "Grid (the study's, then the command line's):"]
+    return "\n".join([*lines, *(f"- {k} = {v}" for k, v in grid.items())])
 
 
 class SweepAborted(BaseException):
