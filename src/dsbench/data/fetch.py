@@ -102,7 +102,8 @@ def ensure_archives(
             f"(it holds {lock_path}): let it finish, or stop it"
         ) from None
     except ExternalError as e:
-        names = ", ".join(missing_files(info, folder))
+        missing = missing_files(info, folder)
+        names = missing[0] if len(missing) == 1 else f"{len(missing)} files"  # one short line
         _remove_if_empty(created, folder / LOCK_NAME)  # a failed fetch leaves nothing
         reason = str(e).replace(base, "")  # the file's name, without the URL a second time
         raise ExternalError(
