@@ -104,6 +104,8 @@ def test_reproduce_allconv_dry_run_expands_the_documented_grid(tmp_path: Path) -
     assert sum("lr=0.25 " in j for j in jobs) == 12
     assert not (tmp_path / "mlflow.db").exists()  # a dry run writes nothing
     assert not (tmp_path / "outputs").exists()  # not even Hydra's 48 job folders
+    end = "48 jobs checked (dry run): nothing trained or written; the study's time where it "
+    assert end + "was measured: not measured" in out.stdout
 
 
 def small_preset(archive_dir: Path) -> list[str]:

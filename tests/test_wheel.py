@@ -107,7 +107,10 @@ def test_a_sweep_from_another_folder_finds_its_configs(installed: Path, tmp_path
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("dry run: mnist/convnet/") == 2
-    assert "dry run: 2 jobs checked; nothing trained or written" in out.stdout
+    assert "2 jobs checked (dry run): nothing trained or written; the study's time where it " in (
+        out.stdout
+    )
+    assert "was measured: about 13 min on 2 CPU cores" in out.stdout
     assert list(tmp_path.iterdir()) == []
 
 

@@ -442,13 +442,16 @@ class SweepConfig:
 
     jobs: str = AUTO  # auto | a number of jobs at once
     threads_per_job: str = AUTO  # auto | a number of threads for each job
+    # What the study's sweep took where it was measured, in words (a study in experiments/
+    # states it; a dry run prints it); "" where nobody measured it.
+    estimate: str = ""
 
     def __post_init__(self) -> None:
-        for key in fields(self):
-            value = str(getattr(self, key.name))
+        for name in ("jobs", "threads_per_job"):
+            value = str(getattr(self, name))
             if value != AUTO and not (value.isdigit() and int(value) > 0):
                 raise DsbenchError(
-                    f"sweep.{key.name}={value!r} is invalid: use auto or a whole number >= 1"
+                    f"sweep.{name}={value!r} is invalid: use auto or a whole number >= 1"
                 )
 
 

@@ -70,7 +70,12 @@ class SweepProgress(Callback):
             size = json.loads((folder / PROGRESS / "sweep.json").read_text())["size"]
             shutil.rmtree(folder, ignore_errors=True)
             remove_empty_parents(folder)
-            print(f"dry run: {size or 'the'} jobs checked; nothing trained or written", flush=True)
+            estimate = config.sweep.get("estimate") or "not measured (the study states none)"
+            print(
+                f"{size or 'the'} jobs checked (dry run): nothing trained or written; the "
+                f"study's time where it was measured: {estimate}",
+                flush=True,
+            )
         else:
             shutil.rmtree(folder / PROGRESS, ignore_errors=True)
 
