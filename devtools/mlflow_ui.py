@@ -210,7 +210,7 @@ def screenshots(uri: str, experiment: str, out: Path) -> list[Path]:
     if sweep is None or not jobs:
         raise DsbenchError(
             f"experiment {experiment!r} has no sweep with analysis/dashboard.html; "
-            "run a sweep (-m) to the end, or python -m dsbench.analyze sweep=<id>"
+            "run a sweep (-m) to the end, or dsbench analyze sweep_run=<id>"
         )
     exp_id, job = found.experiment_id, jobs[0].info.run_id
     out.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None
     assert pngs == {f"analysis/plots/{p}.png" for p in PLOTS}
     table = client.download_artifacts(parent.info.run_id, "analysis/comparison.md")
     text = Path(table).read_text()
-    assert "Produced by the end of the sweep `python -m dsbench.train -m " in text
+    assert "Produced by the end of the sweep `dsbench train -m " in text
     assert "| mnist | convnet | blur | flatten | 2 |" in text
 
 
@@ -109,8 +109,8 @@ def test_sweep_end_logs_the_analysis_to_its_parent_run(study_store: str) -> None
 def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path) -> None:
     ok = dsbench(
         "analyze",
-        "experiment=study",
-        "sweep=latest",
+        "tracking.experiment=study",
+        "sweep_run=latest",
         "log_to_sweep=false",  # keep the sweep's own analysis for the test above
         f"tracking.uri={study_store}",
         f"out_dir={tmp_path}",
@@ -119,9 +119,15 @@ def test_analyze_cli_sweep_filter_and_bad_input(study_store: str, tmp_path: Path
     assert ok.returncode == 0, ok.stderr
     assert "2 groups" in ok.stdout and (tmp_path / "dashboard.html").exists()
     for args, error in [
-        (["experiment=nope"], f"no MLflow experiment 'nope' at {study_store}; it has: Default, "),
-        (["experiment=stuyd"], "(did you mean study?); it has: Default, study"),
-        (["experiment=study", "sweep=abc"], "sweep 'abc' is not a sweep run of experiment 'study'"),
+        (
+            ["tracking.experiment=nope"],
+            f"no MLflow experiment 'nope' at {study_store}; it has: Default, ",
+        ),
+        (["tracking.experiment=stuyd"], "(did you mean study?); it has: Default, study"),
+        (
+            ["tracking.experiment=study", "sweep_run=abc"],
+            "sweep 'abc' is not a sweep run of experiment 'study'",
+        ),
     ]:
         bad = dsbench("analyze", *args, f"tracking.uri={study_store}", cwd=tmp_path)
         assert bad.returncode == 2

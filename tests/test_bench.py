@@ -42,7 +42,7 @@ def test_bench_measures_four_variants_side_by_side(tmp_path: Path) -> None:
     suite = table.set_index("variant").loc["suite"]
     assert suite[Metric.COMPILE_SECONDS] >= 0
     report = (tmp_path / f"{name}.md").read_text()
-    assert "Produced by `python -m dsbench.tools.bench models=[mnist_convnet]" in report
+    assert "Produced by `dsbench bench models=[mnist_convnet]" in report
     assert re.search(
         r"mnist_convnet: suite / keras_fit = \d\.\d{3}, suite / no_tracking = \d\.\d{3}, "
         r"suite / torch_loop = \d\.\d{3}",

@@ -23,7 +23,8 @@ from dsbench.data.registry import DATASETS
 
 SWEEPS = 3
 STRATEGIES = "max,avg,overlap"  # each sweep's 3 jobs; the sweeps differ by seed
-NOISE = re.compile(r"error|warn|traceback|exception", re.IGNORECASE)
+# A line that reports a problem ("dsbench: error:", "[ERROR]"), not a result ("test error 2 %")
+NOISE = re.compile(r"error[:\]]|warn|traceback|exception", re.IGNORECASE)
 
 
 @pytest.mark.slow

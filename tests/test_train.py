@@ -310,7 +310,7 @@ def test_nan_loss_fails_the_job_and_the_sweep_goes_on(shared_data: Path, tmp_pat
         [diverged.info.experiment_id]
     )
     assert [m.source_run_id for m in models] == [fine.info.run_id]  # the diverged run: none
-    parent = runs[None]
+    (parent,) = [r for r in all_runs(uri) if r.data.tags.get(Tag.ROLE) == SWEEP_ROLE]
     assert parent.info.status == "FAILED" and parent.data.tags[Tag.JOBS_FAILED] == "1"
     # The sweep's analysis lists the failed job with its reason, never drops it silently.
     table = mlflow.artifacts.download_artifacts(

@@ -2,11 +2,11 @@
 
     dsbench analyze experiments=mnist_downsampling          # as it was trained
     dsbench analyze experiments=mnist_downsampling dataset=fashion_mnist
-    dsbench analyze tracking.experiment=my-runs sweep=latest
-    dsbench analyze experiments=mnist_downsampling filter="tags.head = 'gap'"
+    dsbench analyze tracking.experiment=my-runs sweep_run=latest
+    dsbench analyze experiments=mnist_downsampling "filter='tags.head = \"gap\"'"
 
 The study is named as `dsbench train` named it; bare, the experiment of ad-hoc runs.
-Keys: filter (an MLflow filter), sweep ("": every run; latest; or a parent run id), out_dir
+Keys: filter (an MLflow filter), sweep_run ("": every run; latest; or a parent run id), out_dir
 (results/<experiment> by default), log_to_sweep (also log the tables to the sweep's parent
 run). Writes comparison.{md,csv,tex,html}, plots/ and dashboard.html (dsbench.analysis.report).
 Imports neither TensorFlow nor Keras.
@@ -36,7 +36,7 @@ def _app(cfg: DictConfig) -> None:
             checked.tracking.uri,
             out,
             checked.filter,
-            checked.sweep,
+            checked.sweep_run,
             checked.log_to_sweep,
         )
         print(f"{len(table)} groups → {out}/comparison.{{md,csv,tex,html}}, plots/, dashboard.html")

@@ -19,7 +19,7 @@ import hashlib
 import json
 import numbers
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -583,7 +583,9 @@ class AnalyzeConfig(TrainConfig):
     keys say which of its runs to read and where the tables go."""
 
     filter: str = ""  # extra MLflow filter, e.g. "tags.head = 'flatten'"
-    sweep: str = ""  # "": every run; latest: the newest sweep's jobs; or a parent run id
+    # "": every run; latest: the newest sweep's jobs; or a sweep's parent run id. (Not
+    # `sweep`: that is the training layout's key, which a study's config may set.)
+    sweep_run: str = ""
     out_dir: str = ""  # "": results/<experiment>; comparison.{md,csv,tex,html}, plots/, dashboard
     log_to_sweep: bool = True  # also log them under analysis/ to the sweep's parent run
 

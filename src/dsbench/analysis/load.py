@@ -115,7 +115,8 @@ def resolve_sweep(uri: str, experiment: str, sweep: str) -> str | None:
     if sweep not in set(parents["run_id"]):
         raise DsbenchError(
             f"sweep {sweep!r} is not a sweep run of experiment {experiment!r}; "
-            f"use sweep=latest, sweep= (all runs) or one of: {', '.join(parents['run_id'][:5])}"
+            "use sweep_run=latest, sweep_run= (all runs) or one of: "
+            + ", ".join(parents["run_id"][:5])
         )
     return sweep
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """A failure here must not turn a finished sweep into an error: it is logged, and
-        `dsbench analyze sweep=<id>` can be run again later."""
+        `dsbench analyze sweep_run=<id>` can be run again later."""
         if state.parent is None or state.tracking is None:
             return
         from dsbench.analysis.report import analyze  # pandas and matplotlib: only now
@@ -60,7 +60,7 @@ def where_it_went(table: Any, tracking: TrackingConfig, parent: str, out: Path) 
             terminal_summary(table),
             f"outputs: {out}/ (each job's log and config; tables, plots and dashboard in "
             "analysis/, also in the parent run)",
-            f"more: dsbench analyze tracking.experiment={name}{store} sweep={parent}",
+            f"more: dsbench analyze tracking.experiment={name}{store} sweep_run={parent}",
             f"      dsbench ui tracking.experiment={name}{store}",
         ]
     )

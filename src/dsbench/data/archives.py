@@ -55,8 +55,7 @@ def load_archives(
         if verify_md5 and (actual := md5_of(path)) != official_md5:
             raise DsbenchError(
                 f"{info.name} archive {path} is corrupt: md5 {actual}, expected {official_md5}: "
-                "delete it to fetch the official file again (only for a deliberately "
-                "re-packed archive: dataset.verify_md5=false)"
+                "delete it to fetch it again (a re-packed archive: dataset.verify_md5=false)"
             )
         paths[part] = path
 

@@ -81,10 +81,10 @@ def ensure_archives(
         lock_path = folder / LOCK_NAME
         lock_path.touch(exist_ok=True)
     except OSError as e:
+        missing = missing_files(info, folder)
         raise DsbenchError(
-            f"{info.name} archive dir {folder} lacks {', '.join(missing_files(info, folder))} "
-            f"and cannot be written ({e.strerror}): use a writable dataset.archive_dir, or "
-            "put the official files there"
+            f"{info.name} archive dir {folder} lacks {len(missing)} of its files and cannot be "
+            f"written ({e.strerror}): use a writable dataset.archive_dir, or put them there"
         ) from None
     from filelock import FileLock, Timeout
 
@@ -108,7 +108,7 @@ def ensure_archives(
         reason = str(e).replace(base, "")  # the file's name, without the URL a second time
         raise ExternalError(
             f"cannot fetch {info.name} ({names}) from {base}: {reason}; put the official "
-            f"files in {folder}, or point dataset.url (or ${MIRROR_ENV}) at a mirror"
+            f"files in {folder} or set dataset.url or ${MIRROR_ENV}"
         ) from None
     return fetched
 
