@@ -199,7 +199,7 @@ def test_md5_mismatch_rejected(info, fixture: str, request: pytest.FixtureReques
     assert (
         f"{folder / archive} is corrupt: md5 {md5_of(folder / archive)}, expected {official}" in msg
     )
-    assert "delete it to fetch the official file again" in msg and "dataset.verify_md5=false" in msg
+    assert "delete it to fetch it again" in msg and "dataset.verify_md5=false" in msg
 
 
 def test_missing_archive_file(tmp_path: Path) -> None:

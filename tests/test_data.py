@@ -243,7 +243,7 @@ def test_wrong_md5(tmp_path: Path, shared_data: Path) -> None:
     assert "\n" not in msg
     assert str(folder / "train-labels-idx1-ubyte.gz") in msg
     assert f"is corrupt: md5 {md5_of(bad)}, expected d53e105ee54ea40749a09fcbcd1e9432" in msg
-    assert "delete it to fetch the official file again" in msg
+    assert "delete it to fetch it again" in msg
 
 
 def test_truncated_idx(tmp_path: Path, shared_data: Path) -> None:

@@ -19,7 +19,7 @@ import hashlib
 import json
 import numbers
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -447,7 +447,7 @@ class SweepConfig:
     estimate: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("jobs", "threads_per_job"):
+        for name in (f.name for f in fields(self) if f.name != "estimate"):  # the numbers
             value = str(getattr(self, name))
             if value != AUTO and not (value.isdigit() and int(value) > 0):
                 raise DsbenchError(
