@@ -62,21 +62,13 @@ def command_help(name: str) -> str:
 
 
 def _hydra_help(name: str) -> list[str]:
-    from importlib.resources import files
-
     from dsbench import config
 
     lines = []
     if name in ("train", "describe"):
-        root = files(config.CONFIG_PATH.removeprefix("pkg://"))
         lines.append("config groups (group=option):")
         for group in config.config_groups():
-            options = sorted(
-                p.name.removesuffix(".yaml")
-                for p in (root / group).iterdir()
-                if p.name.endswith(".yaml")
-            )
-            lines.append(f"  {group}: {', '.join(options)}")
+            lines.append(f"  {group}: {', '.join(config.group_options(group))}")
         lines.append("")
     lines += [
         f"every key and its default: dsbench {name} --cfg job",

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dsbench import cli
 from dsbench.analysis.load import load_runs
-from dsbench.config import compose_train, key_values
+from dsbench.config import compose_train, key_values, own_keys
 from dsbench.errors import DsbenchError
 from dsbench.studies import springenberg2015 as study
 
@@ -44,8 +44,7 @@ def study_runs(uri: str, experiment: str) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    own = [a for a in args if a.partition("=")[0] in KEYS or "=" not in a]
-    overrides = [a for a in args if a not in own]
+    own, overrides = own_keys(args, KEYS)
     try:
         options = key_values(own, dict.fromkeys(KEYS), "springenberg2015")
         if options["seeds"] is not None:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import numbers
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -465,12 +466,17 @@ def config_groups() -> list[str]:
     )
 
 
-def backbone_names() -> list[str]:
-    """The backbones in conf/model/ (a user's --config-dir may add more)."""
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its conf/<group>/*.yaml files."""
     from importlib.resources import files
 
-    root = files(CONFIG_PATH.removeprefix("pkg://")) / "model"
+    root = files(CONFIG_PATH.removeprefix("pkg://")) / group
     return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def backbone_names() -> list[str]:
+    """The backbones in conf/model/ (a user's --config-dir may add more)."""
+    return group_options("model")
 
 
 def _backbone_yaml(name: str) -> DictConfig:
@@ -592,6 +598,14 @@ class AnalyzeConfig(TrainConfig):
     @property
     def out(self) -> str:
         return self.out_dir or f"results/{self.tracking.experiment}"
+
+
+def own_keys(argv: list[str], keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """A command's own `key=value` arguments (and bare words, for `key_values` to refuse),
+    and the rest: the training overrides that name its study and store."""
+    keys = set(keys)
+    own = [a for a in argv if a.partition("=")[0] in keys or "=" not in a]
+    return own, [a for a in argv if a not in own]
 
 
 def key_values(argv: list[str], keys: dict[str, str | None], command: str) -> dict[str, Any]:

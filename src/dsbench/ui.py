@@ -22,7 +22,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from dsbench import cli
-from dsbench.config import compose_train, key_values
+from dsbench.config import compose_train, key_values, own_keys
 from dsbench.errors import DsbenchError, ExternalError
 from dsbench.tracking.store import check_store, redacted
 from dsbench.tracking.view import set_view, view_url
@@ -32,7 +32,7 @@ KEYS = {"host": "127.0.0.1", "port": "5000", "serve": "true"}
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    own = [a for a in args if a.partition("=")[0] in KEYS or "=" not in a]
+    own, overrides = own_keys(args, KEYS)
     try:
         options = key_values(own, dict(KEYS), "ui")
         if options["serve"] not in ("true", "false") or not options["port"].isdigit():
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"serve={options['serve']!r} port={options['port']!r}: serve is true or "
                 "false, port a number"
             )
-        tracking = compose_train([a for a in args if a not in own]).tracking
+        tracking = compose_train(overrides).tracking
         check_store(tracking.uri)
         experiment_id = _experiment_id(tracking.uri, tracking.experiment)
         set_view(tracking.uri, experiment_id)

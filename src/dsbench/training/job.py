@@ -147,9 +147,7 @@ def unused_archive_dir(job: Job, overrides: Sequence[str]) -> str | None:
         return None
     if Path(dataset.archive_dir).expanduser().exists() or dataset.source == "archive":
         return None  # the archive source fetches into it (or says why it cannot)
-    if dataset.source == "tfds" and not prepared_anywhere(
-        dataset.tfds_data_dir, job.info.tfds_name
-    ):
+    if dataset.source == "tfds" and not _tfds_prepared(job):
         return None  # TFDS will prepare from it: the fetch fills it
     return (
         f"note: dataset.archive_dir={dataset.archive_dir} does not exist; the "
@@ -157,13 +155,16 @@ def unused_archive_dir(job: Job, overrides: Sequence[str]) -> str | None:
     )
 
 
+def _tfds_prepared(job: Job) -> bool:
+    """TFDS has the job's dataset prepared: it needs no archives."""
+    return prepared_anywhere(job.cfg.dataset.tfds_data_dir, job.info.tfds_name)
+
+
 def dry_run_line(job: Job) -> str:
     """What a dry run prints: the job, checked as far as it can be without data or Keras."""
     t, dataset = job.cfg.trainer, job.cfg.dataset
     line = f"dry run: {job.name} lr={t.lr} epochs={t.epochs} flops/image={job.flops:,}"
-    prepared = dataset.source == "tfds" and prepared_anywhere(
-        dataset.tfds_data_dir, job.info.tfds_name
-    )
+    prepared = dataset.source == "tfds" and _tfds_prepared(job)
     missing = (
         []
         if dataset.source == "synthetic" or prepared

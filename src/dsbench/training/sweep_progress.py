@@ -35,9 +35,10 @@ def estimate_left(durations: list[float], finished: int, total: int, at_once: in
     return sum(durations) / len(durations) * (total - finished) / max(at_once, 1)
 
 
-def progress_line(k: int, total: int | None, name: str, folder: Path) -> str:
-    """`[k/N] name  (12 min 03 s elapsed, about 40 min 10 s left)` from the sweep's files."""
+def progress_line(k: int, name: str, folder: Path) -> str:
+    """`[k/N] name  (12 min 03 s elapsed, ~40 min 10 s left)` from the sweep's files."""
     sweep = json.loads((folder / "sweep.json").read_text())
+    total = sweep["size"]
     done = [json.loads(p.read_text()) for p in sorted((folder / "done").glob("*.json"))]
     trained = [d["seconds"] for d in done if not d["reused"]]
     elapsed = time.time() - sweep["start"]
@@ -89,13 +90,12 @@ class SweepProgress(Callback):
         folder = Path(hydra.sweep.dir) / PROGRESS
         if not (folder / "sweep.json").is_file():
             return
-        total = json.loads((folder / "sweep.json").read_text())["size"]
         job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
             name = run_name(validate(job))
         except Exception:  # bad input: the job reports it
             name = " ".join(hydra.overrides.task)
-        print(progress_line(hydra.job.num + 1, total, name, folder), flush=True)
+        print(progress_line(hydra.job.num + 1, name, folder), flush=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
