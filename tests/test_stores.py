@@ -285,3 +285,52 @@ def test_a_server_that_answers_with_errors_mid_run(shared_data: Path, tmp_path: 
         assert "Traceback" not in stdout + stderr
         (run,) = all_runs(url)
         assert run.info.status == "FAILED"
+
+
+def test_two_runs_racing_to_log_the_same_inputs(tmp_path: Path) -> None:
+    """Parallel jobs of one experiment log the same splits. MLflow looks for the dataset's
+    row, then inserts it; here the other job inserts it in between (made to happen every
+    time by a hook on the real sqlite store's engine). The loser retries and both runs end
+    with the same three inputs."""
+    import threading
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput
+    from sqlalchemy import event
+
+    from dsbench.data.splits import CONTEXTS, SplitRecord
+    from dsbench.tracking.logged import split_dataset
+    from dsbench.tracking.recorder import Tracker
+
+    uri = store_uri(tmp_path)
+    records = [
+        SplitRecord(c, 10, f"{i:016x}", {"dataset": "mnist", "split": c})
+        for i, c in enumerate(CONTEXTS)
+    ]
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("race")
+    other = client.create_run(experiment).info.run_id
+    engine = mlflow.tracking._tracking_service.utils._get_store().engine
+    raced: list[str] = []
+
+    def other_job_first(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO datasets") and not raced:
+            raced.append(statement)
+            inputs = [DatasetInput(split_dataset(r, None)._to_mlflow_entity()) for r in records]
+            job = threading.Thread(target=client.log_inputs, args=(other, inputs))
+            job.start()
+            job.join()
+
+    event.listen(engine, "before_cursor_execute", other_job_first)
+    try:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            Tracker(enabled=True, uri=uri).log_inputs(records, None)
+    finally:
+        event.remove(engine, "before_cursor_execute", other_job_first)
+        mlflow.set_tracking_uri(None)
+    assert raced, "the other job did not run between MLflow's check and its insert"
+    for run_id in (run.info.run_id, other):
+        logged = client.get_run(run_id).inputs.dataset_inputs
+        assert sorted(d.dataset.digest for d in logged) == sorted(r.digest for r in records)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +19,21 @@ from hydra.core.hydra_config import HydraConfig
 
 from dsbench.config import TrainConfig, config_hash
 from dsbench.contract import PARENT_RUN, Tag
-from dsbench.errors import stop_requested
-from dsbench.tracking.store import StoreUnreachable, open_experiment, redacted, store_error
+from dsbench.errors import ExternalError, stop_requested
+from dsbench.tracking.store import (
+    StoreUnreachable,
+    open_experiment,
+    redacted,
+    store_error,
+    unique_key_violation,
+)
 
 if TYPE_CHECKING:
     from dsbench.data.splits import SplitRecord
 
 log = logging.getLogger(__name__)
 
+INPUT_ATTEMPTS = 5  # tries to log a run's inputs while parallel jobs log the same ones
 PARENT_ENV = "DSBENCH_PARENT_RUN_ID"  # set in every job of a sweep (hydra.job.env_set)
 
 
@@ -143,9 +151,19 @@ class Tracker:
             from dsbench.tracking.logged import split_dataset
 
             datasets = [split_dataset(r, source) for r in records]
-            with self._store() as mlflow:
-                contexts = [r.context for r in records]
-                mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(records))
+            contexts = [r.context for r in records]
+            for attempt in range(INPUT_ATTEMPTS):
+                try:
+                    with self._store() as mlflow:
+                        mlflow.log_inputs(datasets, contexts, tags_list=[None] * len(records))
+                    return
+                except ExternalError as e:
+                    # Parallel jobs of one experiment log the same splits: MLflow checks
+                    # for the dataset row, then inserts it, so of two jobs racing one
+                    # loses on the unique key. Its retry finds the winner's row.
+                    if attempt + 1 == INPUT_ATTEMPTS or not unique_key_violation(e.__cause__):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
 
     def log_model(self, model: Any, example: Any) -> str | None:
         """The trained model as an MLflow logged model (Keras flavour) with its input

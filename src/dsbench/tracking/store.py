@@ -121,11 +121,18 @@ def cause_in_words(e: BaseException) -> str:
     return SQL_DETAIL.sub("", chain[0])[:160] or "an error without a message"
 
 
+def unique_key_violation(e: BaseException | None) -> bool:
+    """Two writers inserted the same row (sqlite's or PostgreSQL's words, also as a
+    server relays them). MLflow calls it BAD_REQUEST, but it is a race between jobs."""
+    text = str(e).lower()
+    return "unique constraint" in text or "duplicate key value" in text
+
+
 def store_error(e: Exception, what: str) -> DsbenchError:
     """An MLflow failure as one line: bad input (DsbenchError) or the store's (ExternalError),
     with the cause in words and what to do; never SQL or its parameters."""
     cause = cause_in_words(e)
-    if getattr(e, "error_code", None) in INPUT_ERRORS:
+    if getattr(e, "error_code", None) in INPUT_ERRORS and not unique_key_violation(e):
         return DsbenchError(f"{what}: {cause}")
     return ExternalError(
         f"{what}: {cause}; fix it and run the same command again (finished runs are kept "
