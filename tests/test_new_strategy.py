@@ -62,7 +62,7 @@ HEADERS = {
     "catpool_downsample": (  # src/dsbench/model/downsample.py
         "from __future__ import annotations\n"
         "from dsbench.config import DownsampleConfig\n"
-        "from dsbench.model.downsample import Fill, Slot, _window, strategy\n"
+        "from dsbench.model.downsample import FREE, Fill, Slot, _window, strategy\n"
         "from catpool_layers import CatPool\n"
     ),
 }

@@ -44,7 +44,7 @@ def frame() -> pd.DataFrame:
 
 def test_welch_is_scipys() -> None:
     a, b = ERRORS[("blur", "flatten")], ERRORS[("max", "flatten")]
-    diff, low, high, p = welch(a, b)
+    diff, low, high, p, se, df = welch(a, b)
     expected = stats.ttest_ind(a, b, equal_var=False)
     ci = expected.confidence_interval(confidence_level=0.95)
     assert diff == pytest.approx(np.mean(a) - np.mean(b))
@@ -52,8 +52,9 @@ def test_welch_is_scipys() -> None:
     assert p == pytest.approx(expected.pvalue)
     # Welch–Satterthwaite by hand: the interval is diff ± t(0.975, df) · se.
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    by_hand = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    assert (se, df) == pytest.approx((math.sqrt(va + vb), by_hand))
+    half = stats.t.ppf(0.975, df) * se
     assert (low, high) == pytest.approx((diff - half, diff + half))
 
 

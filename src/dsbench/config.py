@@ -319,7 +319,10 @@ class TrainerConfig:
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
-    schedule: str = "constant"  # constant | cosine | step
+    # constant | cosine (annealed to 0 at `epochs`) | step. The study protocol: cosine with
+    # warmup_epochs > 0 is one-cycle (lr rises linearly from 0, then anneals to 0).
+    schedule: str = "constant"
+    warmup_epochs: int = 0  # cosine only
     milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= gamma
     gamma: float = 0.1
     weight_decay: float = 0.0  # Keras' decoupled weight decay of the optimizer
@@ -374,6 +377,13 @@ class TrainerConfig:
             raise DsbenchError(f"trainer.epochs must be >= 1, got {self.epochs}")
         if self.weight_decay < 0:
             raise DsbenchError(f"trainer.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.warmup_epochs and (self.schedule != "cosine" or self.warmup_epochs >= self.epochs):
+            raise DsbenchError(
+                f"trainer.warmup_epochs={self.warmup_epochs} needs trainer.schedule=cosine and "
+                f"fewer than trainer.epochs={self.epochs} (got schedule={self.schedule})"
+            )
+        if self.warmup_epochs < 0:
+            raise DsbenchError(f"trainer.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if any(m < 1 for m in self.milestones):
             raise DsbenchError(f"trainer.milestones must be epochs >= 1, got {self.milestones}")
         if self.early_stopping_patience < 0 or self.early_stopping_min_delta < 0:
@@ -409,6 +419,9 @@ class TrackingConfig:
     # Log the trained model (MLflow logged model, Keras flavour) to a FINISHED run; a failed
     # or diverged run logs none. About 0.2–3 MB a run on the suite's backbones (docs/tracking.md).
     log_model: bool = True
+    # Train from a tree whose code or configs have uncommitted changes (its runs' git_commit
+    # ends in -dirty). The study presets set false: a result must come from a commit.
+    allow_dirty: bool = True
 
     def __post_init__(self) -> None:
         _positive("tracking.retry_seconds", self.retry_seconds)

@@ -38,6 +38,9 @@ class Metric:
     TOTAL_TRAIN_SECONDS = "total_train_seconds"  # sum of epoch_seconds
     TRAIN_IMAGES = "train_images"  # size of the training split
     STOPPED_EPOCH = "stopped_epoch"  # epochs trained (early stopping may end before the cap)
+    # 1 when validation accuracy was still rising at the end (training.plateau.RULE), else 0;
+    # not logged without a validation split.
+    STILL_IMPROVING = "still_improving"
     BEST_EPOCH = "best_epoch"  # early stopping only: the epoch whose weights were evaluated
     PEAK_MEMORY_BYTES = "peak_memory_bytes"  # the device's peak, where the backend reports one
     INFERENCE_IMAGES_PER_SEC = "inference_images_per_sec"  # predict, after a warm-up batch
@@ -67,8 +70,8 @@ EPOCH_METRICS = (
     Metric.TRAIN_IMAGES_PER_SEC,
 )
 # What every FINISHED run logs at its end, with the default evaluation; besides these, one
-# shifted_accuracy(k) for k = 0 and each of evaluation.shifts, BEST_EPOCH with early stopping
-# and PEAK_MEMORY_BYTES where the backend reports it.
+# shifted_accuracy(k) for k = 0 and each of evaluation.shifts, BEST_EPOCH with early stopping,
+# STILL_IMPROVING with a validation split and PEAK_MEMORY_BYTES where the backend reports it.
 FINAL_METRICS = (
     Metric.TEST_LOSS,
     Metric.TEST_ACCURACY,
@@ -102,7 +105,7 @@ class Tag:
     # Where and how it ran.
     DEVICE = "device"  # the Keras backend's first device
     DATA_SOURCE = "data_source"  # where the data was read from (tfds, archive, synthetic)
-    GIT_COMMIT = "git_commit"  # the code's commit, "+dirty" when the tree had changes
+    GIT_COMMIT = "git_commit"  # the code's commit, DIRTY appended when the tree had changes
     # How it shared the machine, which its speed metrics depend on (training.job.Share).
     THREADS = "threads"  # the threads it could use
     JOBS_AT_ONCE = "jobs_at_once"  # jobs of its sweep running at once, itself included
@@ -132,6 +135,7 @@ JOB_TAGS = (  # the tags every job's run carries from its config alone
     Tag.PRECISION,
     Tag.CONFIG_HASH,
 )
+DIRTY = "-dirty"  # the end of a git_commit tag whose code had uncommitted changes
 SWEEP_ROLE = "sweep"  # the value of Tag.ROLE on a sweep's parent run
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own tag: the parent of a nested run
 RUN_NAME = "mlflow.runName"  # MLflow's own tag: the run's name (tracking.recorder.run_name)

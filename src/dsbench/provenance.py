@@ -14,6 +14,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dsbench.contract import DIRTY
+
 # A source checkout's root (src/dsbench/provenance.py → ../..); in an installed wheel it is
 # site-packages' parent, which is no git checkout, and the commit is "unknown".
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +41,12 @@ def git_commit() -> str:
         dirty = git("diff", "--quiet", "HEAD", "--", *CODE).returncode == 1
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty else "")
+    return head.stdout.strip() + (DIRTY if dirty else "")
 
 
 def short_commit(commit: str | None = None) -> str:
     """abc123…-dirty → abc123456789-dirty: short, but keeping the dirty marker."""
-    sha, dirty, _ = (commit or git_commit()).partition("-dirty")
+    sha, dirty, _ = (commit or git_commit()).partition(DIRTY)
     return sha[:12] + dirty
 
 

@@ -10,7 +10,15 @@ from typing import Any
 import pandas as pd
 
 from dsbench.config import record_only
-from dsbench.contract import PARENT_RUN, Tag, reused_in, tag_column, tag_filter
+from dsbench.contract import (
+    PARENT_RUN,
+    Metric,
+    Tag,
+    metric_column,
+    reused_in,
+    tag_column,
+    tag_filter,
+)
 from dsbench.errors import DsbenchError, did_you_mean
 from dsbench.tracking.sweep import SWEEP_FILTER
 
@@ -249,6 +257,25 @@ def _server_history(store: Any, run_ids: list[str], metric: str) -> Rows:
 
 def _one_call_per_run(store: Any, run_ids: list[str], metric: str) -> Rows:
     return [(r, m.step, m.value) for r in run_ids for m in store.get_metric_history(r, metric)]
+
+
+def fill_still_improving(runs: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Runs logged before `still_improving` existed get it from their per-epoch
+    val_accuracy (`history`: run_id, step, value), by the same rule (training.plateau)."""
+    from dsbench.training.plateau import still_improving
+
+    column = metric_column(Metric.STILL_IMPROVING)
+    known = runs[column] if column in runs else pd.Series(float("nan"), index=runs.index)
+    curves = {r: g.sort_values("step")["value"].tolist() for r, g in history.groupby("run_id")}
+    filled = [
+        value if not pd.isna(value) else _as_float(still_improving(curves.get(run_id, [])))
+        for run_id, value in zip(runs["run_id"], known, strict=True)
+    ]
+    return runs.assign(**{column: filled})
+
+
+def _as_float(verdict: bool | None) -> float:
+    return float("nan") if verdict is None else float(verdict)
 
 
 def group_keys(runs: pd.DataFrame) -> list[str]:

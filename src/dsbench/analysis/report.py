@@ -17,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from dsbench.analysis import dashboard, plots
-from dsbench.analysis.load import histories, load_runs, resolve_sweep
+from dsbench.analysis.load import fill_still_improving, histories, load_runs, resolve_sweep
 from dsbench.analysis.tables import (
     column_units,
     comparison,
+    matched_markdown,
     not_finished,
+    reading,
     to_html,
     to_latex,
     to_markdown,
@@ -75,6 +77,17 @@ def study_reports(
     return reports
 
 
+def load_study(
+    uri: str, experiment: str, filter_string: str = "", sweep: str = ""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs (`load_runs`) and their learning curves (CURVE_METRIC, finished runs);
+    runs logged before `still_improving` existed get it from their curves."""
+    runs = load_runs(uri, experiment, filter_string, sweep)
+    finished = list(runs.loc[runs["status"] == "FINISHED", "run_id"])
+    history = histories(uri, finished, CURVE_METRIC)
+    return fill_still_improving(runs, history), history
+
+
 def analyze(
     experiment: str,
     uri: str,
@@ -89,7 +102,7 @@ def analyze(
     `command` says what produced them, for the provenance line (default: this process's
     `dsbench analyze` command line).
     """
-    runs = load_runs(uri, experiment, filter_string, sweep)
+    runs, history = load_study(uri, experiment, filter_string, sweep)
     table = comparison(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = not_finished(runs)
@@ -100,9 +113,11 @@ def analyze(
         "Mean ± std over seeds (std shown from 2 seeds on, omitted where the seeds agree); "
         "best of each column in bold. vs max: the difference of the mean test error from max "
         "pooling with the same head, in percentage points, with its 95 % interval and p from "
-        "Welch's t-test; * where the interval excludes 0 (with few seeds the intervals are "
-        "wide: no * is no evidence of no difference). Train img/s: the epochs after the "
-        f"first; infer img/s: after a warm-up batch; {sharing(runs)}\n"
+        "Welch's t-test; p Holm: adjusted over all the table's comparisons; * where p Holm "
+        "< 0.05 (no * is no evidence of no difference). Class: what the strategy adds over "
+        "max pooling (params ×max, FLOPs ×max); only the parameter-free rows differ from max "
+        "pooling in the downsampling alone. Train img/s: the epochs after the first; infer "
+        f"img/s: after a warm-up batch; {sharing(runs)}\n\n{reading(table, runs)}\n"
     )
     failures = (
         "Runs that did not finish (not in the table):\n\n" + "".join(f"- {m}\n" for m in missing)
@@ -111,7 +126,9 @@ def analyze(
     )
     files = [out_dir / f"comparison.{ext}" for ext in ("md", "csv", "tex", "html")]
     (out_dir / "comparison.md").write_text(
-        "\n".join([heading, legend, to_markdown(table), failures, origin + "\n"])
+        "\n".join(
+            [heading, legend, to_markdown(table), matched_markdown(runs), failures, origin + "\n"]
+        )
     )
     table.to_csv(out_dir / "comparison.csv", index=False)
     files.append(out_dir / "comparison.columns.csv")  # its units (fractions, not %)
@@ -125,8 +142,6 @@ def analyze(
         files.append(out_dir / study.report_file)
         files[-1].write_text(f"# {experiment}: ours vs {study.title}\n\n{text}\n{origin}\n")
 
-    finished = list(runs.loc[runs["status"] == "FINISHED", "run_id"])
-    history = histories(uri, finished, CURVE_METRIC)
     figures = plots.write_all(table, runs, history, out_dir / "plots")
     page = dashboard.render(
         experiment=experiment,
@@ -136,7 +151,11 @@ def analyze(
         figures=figures,
         not_finished=missing,
         study_reports=[(f"Ours vs {study.title}", text) for study, text in reports],
-        counts={"runs": len(runs), "finished": len(finished), "groups": len(table)},
+        counts={
+            "runs": len(runs),
+            "finished": int((runs["status"] == "FINISHED").sum()),
+            "groups": len(table),
+        },
         provenance=origin,
     )
     files.append(out_dir / "dashboard.html")

@@ -15,9 +15,22 @@ from typing import NamedTuple
 import pandas as pd
 
 from dsbench.analysis.load import group_keys, table_keys
-from dsbench.analysis.significance import BASELINE, LEVEL, versus_baseline
-from dsbench.contract import RUN_NAME, Metric, Tag, metric_column, tag_column
+from dsbench.analysis.significance import (
+    ALPHA,
+    BASELINE,
+    LEVEL,
+    POWER,
+    detectable,
+    sampling_error,
+    versus_baseline,
+    welch,
+)
+from dsbench.contract import DIRTY, RUN_NAME, Metric, Tag, metric_column, tag_column
+from dsbench.data.registry import get_info
 from dsbench.errors import DsbenchError
+from dsbench.model.downsample import capacity_class
+from dsbench.provenance import short_commit
+from dsbench.training.plateau import RULE
 
 Column = tuple[str, float, bool]  # title, scale, lower is better
 # metric → column; mean ± std over seeds for each. Between the accuracy and the cost
@@ -65,6 +78,19 @@ UNITS = {
     Metric.STOPPED_EPOCH: "epochs",
 }
 DIFFERENCE_UNIT = "difference of test error fractions (×100: percentage points)"
+COUNTS = {  # column → (unit, title)
+    "seeds": ("finished runs in the group", "seeds"),
+    "still_improving": (
+        "of the seeds, runs still improving at the end (training.plateau)",
+        "still improving",
+    ),
+    "plateau_known": ("of the seeds, runs with a validation split to tell", "(in still improving)"),
+    "dirty": ("of the seeds, runs from code with uncommitted changes", "uncommitted"),
+}
+RATIOS = {  # column → (unit, title)
+    "params_vs_max": ("params ÷ max pooling's in the same backbone and head", "params ×max"),
+    "flops_vs_max": ("FLOPs ÷ max pooling's in the same backbone and head", "FLOPs ×max"),
+}
 
 
 def column_units(table: pd.DataFrame) -> pd.DataFrame:
@@ -76,17 +102,25 @@ def column_units(table: pd.DataFrame) -> pd.DataFrame:
         metric, _, stat = column.rpartition("_")
         if column in table_keys(table):
             unit, shown_as = "name", column.removeprefix("params.")
-        elif column == "seeds":
-            unit, shown_as = "finished runs in the group", "seeds"
+        elif column in COUNTS:
+            unit, shown_as = COUNTS[column]
+        elif column == "capacity":
+            unit, shown_as = "what the strategy adds over max pooling (docs/protocol.md)", "class"
+        elif column in RATIOS:
+            unit, shown_as = RATIOS[column]
         elif stat in ("mean", "std") and (metric in UNITS or SHIFT.fullmatch(metric)):
             unit = UNITS.get(metric, "fraction of the test set (0-1)")
             title, scale, _ = shown.get(metric, (f"accuracy, {metric} (not shown)", 1, False))
             shown_as = f"{title} ({stat}, ×{scale:g})" if scale != 1 else f"{title} ({stat})"
         elif column == "vs_max_p":
             unit, shown_as = "p-value of Welch's t-test", "p"
+        elif column == "vs_max_p_holm":
+            unit, shown_as = "Holm-adjusted over the table's comparisons", "p Holm"
         elif column == "vs_max_significant":
-            unit, shown_as = "true or false", "* after the interval"
-        else:  # vs_max_diff, vs_max_ci_low, vs_max_ci_high
+            unit, shown_as = "true or false: p Holm < 0.05", "* after the interval"
+        elif column == "vs_max_df":
+            unit, shown_as = "Welch-Satterthwaite degrees of freedom", "(not shown)"
+        else:  # vs_max_diff, vs_max_ci_low, vs_max_ci_high, vs_max_se
             unit, shown_as = DIFFERENCE_UNIT, VERSUS_TITLE
         rows.append({"column": column, "unit": unit, "in the tables": shown_as})
     return pd.DataFrame(rows)
@@ -112,9 +146,41 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     grouped = done.groupby(keys, dropna=False)[[metric_column(m) for m in metrics]]
     table = grouped.agg(["mean", "std"])
     table.columns = [f"{m.removeprefix(prefix)}_{stat}" for m, stat in table.columns]
-    table["seeds"] = done.groupby(keys, dropna=False).size()
+    runs_of = done.groupby(keys, dropna=False)
+    table["seeds"] = runs_of.size()
+    improving = metric_column(Metric.STILL_IMPROVING)
+    if improving in done:
+        table["still_improving"] = runs_of[improving].sum(min_count=1)
+        table["plateau_known"] = runs_of[improving].count()
+    commit = tag_column(Tag.GIT_COMMIT)
+    if commit in done:
+        table["dirty"] = runs_of[commit].agg(lambda c: int(c.str.endswith(DIRTY).sum()))
     table = table.reset_index().merge(versus_baseline(done, keys), on=keys, how="left")
+    table = with_capacity(table, keys)
     return table.sort_values(f"{Metric.TEST_ERROR}_mean", kind="stable").reset_index(drop=True)
+
+
+def with_capacity(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Each row's params and FLOPs as a multiple of max pooling's row with the same other
+    keys, and its capacity class (dsbench.model.downsample): a learned strategy that added
+    no parameters here (mixed with a fixed α) is parameter-free."""
+    others = [k for k in keys if k != Tag.DOWNSAMPLE]
+    base = table[table[Tag.DOWNSAMPLE] == BASELINE].set_index(others) if others else None
+    ratios: dict[str, list[float]] = {"params_vs_max": [], "flops_vs_max": []}
+    classes = []
+    for _, row in table.iterrows():
+        at = tuple(row[k] for k in others)
+        found = base is not None and at in base.index
+        for column, metric in (
+            ("params_vs_max", Metric.PARAMS_TOTAL),
+            ("flops_vs_max", Metric.FLOPS_PER_IMAGE),
+        ):
+            mean = f"{metric}_mean"
+            ok = found and mean in table
+            ratios[column].append(row[mean] / base.loc[at, mean] if ok else float("nan"))
+        adds = None if not found else bool(ratios["params_vs_max"][-1] > 1)
+        classes.append(capacity_class(row[Tag.DOWNSAMPLE], adds))
+    return table.assign(capacity=classes, **ratios)
 
 
 class Markup(NamedTuple):
@@ -149,7 +215,16 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
     out = pd.DataFrame(
         {markup.text(k.removeprefix("params.")): table[k].map(markup.text) for k in keys}
     )
+    if "capacity" in table:
+        out["class"] = table["capacity"].map(markup.text)
     out["seeds"] = table["seeds"].astype(int).astype(str)
+    if "still_improving" in table:
+        out[markup.text("still improving")] = [
+            "–" if not known else f"{int(k)}/{int(known)}"
+            for k, known in zip(
+                table["still_improving"].fillna(0), table["plateau_known"], strict=True
+            )
+        ]
     for m, (title, scale, _) in shown.items():
         cells = []
         for mean_raw, std_raw in zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True):
@@ -166,34 +241,50 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
             cells.append(markup.bold.format(cell) if is_best else cell)
         out[markup.text(title)] = cells
         if m == Metric.TEST_ERROR and "vs_max_diff" in table:
-            out[markup.text(VERSUS_TITLE)], out["p"] = versus_columns(table, markup)
+            versus, p, holm = versus_columns(table, markup)
+            out[markup.text(VERSUS_TITLE)], out["p"], out["p Holm"] = versus, p, holm
+        ratio = {Metric.PARAMS_TOTAL: "params_vs_max", Metric.FLOPS_PER_IMAGE: "flops_vs_max"}
+        if ratio.get(m) in table:
+            column = ratio[m]
+            out[markup.text(RATIOS[column][1])] = [
+                "–" if pd.isna(r) else f"{r:.2f}" for r in table[column]
+            ]
+    if "dirty" in table and table["dirty"].sum() > 0:  # else the legend says all were clean
+        out["uncommitted"] = table["dirty"].astype(int).astype(str)
     return out
 
 
 VERSUS_TITLE = f"vs {BASELINE}, pp [{100 * LEVEL:.0f} % CI]"
 
 
-def versus_columns(table: pd.DataFrame, markup: Markup) -> tuple[list[str], list[str]]:
+def _p(p: float) -> str:
+    return "–" if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def versus_columns(table: pd.DataFrame, markup: Markup) -> tuple[list[str], list[str], list[str]]:
     """The difference from max pooling in percentage points with its interval, * where the
-    interval excludes 0, and p; "reference" on max's own rows, – where there is nothing."""
-    cells, ps = [], []
+    Holm-adjusted p is below 0.05, p and the adjusted p; "reference" on max's own rows, –
+    where there is nothing."""
+    cells, ps, holms = [], [], []
     for _, row in table.iterrows():
         if row[Tag.DOWNSAMPLE] == BASELINE:
             cells.append("reference")
             ps.append("")
+            holms.append("")
             continue
         if pd.isna(row["vs_max_diff"]):
             cells.append("–")
             ps.append("–")
+            holms.append("–")
             continue
         cell = f"{100 * row['vs_max_diff']:+.2f}"
         if not pd.isna(row["vs_max_ci_low"]):
             low, high = (f"{100 * row[c]:+.2f}" for c in ("vs_max_ci_low", "vs_max_ci_high"))
             cell += f" [{low}, {high}]" + ("*" if row["vs_max_significant"] else "")
         cells.append(markup.escape(cell))
-        p = row["vs_max_p"]
-        ps.append("–" if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}")
-    return cells, ps
+        ps.append(_p(row["vs_max_p"]))
+        holms.append(_p(row.get("vs_max_p_holm", float("nan"))))
+    return cells, ps, holms
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -237,3 +328,123 @@ def terminal_summary(table: pd.DataFrame) -> str:
     return "\n".join(
         "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
+
+
+def reading(table: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """What the table can support, under it: the plateau, the smallest difference it could
+    detect, the test set's own sampling error, and which code the runs came from."""
+    return " ".join(
+        [_plateau(table), _detectable(table), _sampling(table, runs), _provenance(runs)]
+    )
+
+
+def _plateau(table: pd.DataFrame) -> str:
+    if "still_improving" not in table or not table["plateau_known"].sum():
+        return "Whether the runs reached a plateau is not known (no validation split)."
+    flagged = table[table["still_improving"] > 0]
+    runs = int(table["still_improving"].sum())
+    known = int(table["plateau_known"].sum())
+    if not runs:
+        return f"None of the {known} runs was still improving at its end ({RULE})."
+    return (
+        f"Still improving: {runs} of {known} runs, in {len(flagged)} of {len(table)} rows "
+        f"({RULE}); such a row is not at its plateau, and its ranking may change with more "
+        "training."
+    )
+
+
+def _detectable(table: pd.DataFrame) -> str:
+    tested = table.dropna(subset=["vs_max_se"]) if "vs_max_se" in table else table.iloc[0:0]
+    if tested.empty:
+        return "No comparison here has 2 seeds on both sides: nothing is tested."
+    m = len(tested)
+    raw, adjusted = detectable(tested["vs_max_se"].median(), tested["vs_max_df"].median(), m)
+    seeds = int(table["seeds"].median())
+    return (
+        f"The smallest difference from max pooling this table finds with "
+        f"{100 * POWER:.0f} % power, at the median row's standard error ({seeds} seeds): "
+        f"{100 * raw:.2f} pp at p < {ALPHA:g}, {100 * adjusted:.2f} pp at Holm's first step "
+        f"over its {m} comparisons."
+    )
+
+
+def _sampling(table: pd.DataFrame, runs: pd.DataFrame) -> str:
+    subset = pd.to_numeric(runs.get("params.dataset.test_subset"), errors="coerce")
+    datasets = set(runs[Tag.DATASET])
+    if subset is not None and subset.notna().any():
+        images = int(subset.max())
+    elif len(datasets) == 1:
+        images = get_info(datasets.pop()).sizes[1]
+    else:
+        return ""
+    best = float(table[f"{Metric.TEST_ERROR}_mean"].min())
+    return (
+        f"A test error of {100 * best:.2f} % on {images:,} test images has a sampling error "
+        f"of ±{100 * sampling_error(best, images):.2f} pp (binomial): the test set's own, "
+        "which no number of seeds removes."
+    )
+
+
+def _provenance(runs: pd.DataFrame) -> str:
+    column = tag_column(Tag.GIT_COMMIT)
+    if column not in runs or runs[column].isna().all():
+        return "Which code the runs came from was not recorded."
+    commits = runs[column].dropna()
+    dirty = int(commits.str.endswith(DIRTY).sum())
+    shown = ", ".join(sorted({short_commit(c) for c in commits}))
+    if not dirty:
+        return f"All {len(commits)} runs came from committed code ({shown})."
+    return (
+        f"{dirty} of {len(commits)} runs came from code with uncommitted changes (column "
+        f"uncommitted; {shown}): nobody can rerun exactly what they ran."
+    )
+
+
+def matched(runs: pd.DataFrame) -> pd.DataFrame:
+    """convpool against conv, each head: the same extra 3×3 conv, used as the downsampling
+    (conv, stride 2) or beside it (convpool, stride 1 then max pooling). Capacity matched,
+    only the downsampling differs: Welch on test error, one row per group of the other keys."""
+    done = runs[runs["status"] == "FINISHED"]
+    column = metric_column(Metric.TEST_ERROR)
+    keys = [k for k in group_keys(done) if k != Tag.DOWNSAMPLE]
+    rows = []
+    for key, group in done.groupby(keys, dropna=False, sort=True):
+        a = list(group.loc[group[Tag.DOWNSAMPLE] == "convpool", column].dropna())
+        b = list(group.loc[group[Tag.DOWNSAMPLE] == "conv", column].dropna())
+        if a and b:
+            w = welch(a, b)
+            rows.append(
+                {**dict(zip(keys, key, strict=True)), "seeds": f"{len(a)}/{len(b)}", **w._asdict()}
+            )
+    return pd.DataFrame(rows)
+
+
+def matched_markdown(runs: pd.DataFrame) -> str:
+    """`matched` as a Markdown section; "" without both strategies."""
+    table = matched(runs)
+    if table.empty:
+        return ""
+    keys = [c for c in table.columns if c in table_keys(table) and table[c].nunique() > 1] or [
+        Tag.HEAD
+    ]
+    lines = [
+        "## convpool vs conv: the same extra conv, different downsampling\n",
+        "Both add the same 3×3 conv of the block's width; conv downsamples with it (stride 2), "
+        "convpool keeps it at stride 1 and max-pools after it. Their difference is the "
+        "downsampling at matched capacity (convpool − conv, pp, 95 % interval, Welch; these "
+        "tests are not in the table's Holm family).\n",
+        "| " + " | ".join([*keys, "seeds", "convpool − conv, pp [95 % CI]", "p"]) + " |",
+        "|" + "---|" * (len(keys) + 3),
+    ]
+    for _, row in table.iterrows():
+        interval = (
+            "" if pd.isna(row["low"]) else f" [{100 * row['low']:+.2f}, {100 * row['high']:+.2f}]"
+        )
+        cells = [
+            *(str(row[k]) for k in keys),
+            row["seeds"],
+            f"{100 * row['diff']:+.2f}{interval}",
+            _p(row["p"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""README's three generated tables: `python -m dsbench.tools.docs`.
+"""README's three generated tables, and docs/protocol.md's capacity classes:
+`python -m dsbench.tools.docs`.
 
 - The strategy table, from the code: each row is one registered strategy
   (dsbench.model.downsample), its description, and the params and MFLOPs of the keras-io MNIST
@@ -7,6 +8,7 @@
 - The backbone table, from conf/model/: each backbone's description, head, slots and cost.
 - The result table, from the headline study's committed comparison (`RESULT`, which
   `dsbench.analyze` writes from the runs).
+- The capacity classes (docs/protocol.md), from each registered strategy's class.
 
 `--check` only compares, exiting 1 when README.md differs: what the test does.
 """
@@ -32,11 +34,13 @@ from dsbench.contract import Metric, Tag
 from dsbench.data.registry import get_info
 from dsbench.errors import DsbenchError
 from dsbench.model.backbones import blocks
-from dsbench.model.downsample import STRATEGIES
+from dsbench.model.downsample import CAPACITY_CLASSES, STRATEGIES
 from dsbench.model.plan import count_params, flops_per_image, plan_model
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
+PROTOCOL = ROOT / "docs" / "protocol.md"
+CAPACITY_BEGIN, CAPACITY_END = "<!-- capacity:begin -->", "<!-- capacity:end -->"
 RESULT = ROOT / "results" / "mnist-converged" / "comparison.csv"  # the headline study
 BEGIN, END = "<!-- strategies:begin -->", "<!-- strategies:end -->"
 BACKBONES_BEGIN, BACKBONES_END = "<!-- backbones:begin -->", "<!-- backbones:end -->"
@@ -93,7 +97,7 @@ def backbone_table() -> str:
 
 
 def versus(row: pd.Series) -> str:
-    """The difference from max pooling in pp, * where its 95 % interval excludes 0."""
+    """The difference from max pooling in pp, * where its Holm-adjusted p is below 0.05."""
     if row[Tag.DOWNSAMPLE] == BASELINE:
         return "ref."
     return f"{100 * row['vs_max_diff']:+.2f}" + ("*" if row["vs_max_significant"] else "")
@@ -119,8 +123,12 @@ def result_table(csv: Path = RESULT) -> str:
     table = pd.read_csv(csv)
     table[Tag.HEAD] = pd.Categorical(table[Tag.HEAD], HEADS, ordered=True)
     table = table.sort_values([Tag.HEAD, f"{Metric.TEST_ERROR}_mean"])
-    titles, aligns = ["strategy", "head"], ["---", "---"]
-    cells = [table[Tag.DOWNSAMPLE].map("`{}`".format), table[Tag.HEAD].astype(str)]
+    titles, aligns = ["strategy", "head", "class"], ["---", "---", "---"]
+    cells = [
+        table[Tag.DOWNSAMPLE].map("`{}`".format),
+        table[Tag.HEAD].astype(str),
+        table["capacity"],
+    ]
     for metric, fmt in RESULT_METRICS.items():
         if f"{metric}_mean" not in table:
             continue
@@ -133,9 +141,26 @@ def result_table(csv: Path = RESULT) -> str:
             titles.append("vs max, pp")
             aligns.append("---:")
             cells.append(table.apply(versus, axis=1))
+            titles.append("still improving")
+            aligns.append("---:")
+            improving = zip(table["still_improving"], table["plateau_known"], strict=True)
+            cells.append(pd.Series([f"{k:.0f}/{n:.0f}" for k, n in improving], index=table.index))
     lines = ["| " + " | ".join(titles) + " |", "|" + "".join(f"{a}|" for a in aligns)]
     lines += ["| " + " | ".join(row) + " |" for row in zip(*cells, strict=True)]
     return "\n".join(lines) + "\n"
+
+
+def capacity_table() -> str:
+    """Each capacity class and its registered strategies, in registration order."""
+    lines = ["| class | strategies |", "|---|---|"]
+    for capacity in CAPACITY_CLASSES:
+        names = [f"`{s.name}`" for s in STRATEGIES.values() if s.capacity == capacity]
+        lines.append(f"| {capacity} | {', '.join(names)} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_capacity_table(protocol: str) -> str:
+    return between(protocol, CAPACITY_BEGIN, CAPACITY_END, capacity_table())
 
 
 def between(text: str, begin: str, end: str, body: str) -> str:
@@ -143,7 +168,7 @@ def between(text: str, begin: str, end: str, body: str) -> str:
     head, found_begin, rest = text.partition(begin)
     _, found_end, tail = rest.partition(end)
     if not found_begin or not found_end:
-        raise ValueError(f"README.md lacks the markers {begin} … {end}")
+        raise ValueError(f"the page lacks the markers {begin} … {end}")
     return f"{head}{begin}\n{body}{end}{tail}"
 
 
@@ -159,15 +184,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if stale")
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
-    text = args.readme.read_text()
-    new = with_table(text)
-    if args.check:
+    pages = {args.readme: with_table, PROTOCOL: with_capacity_table}
+    stale = []
+    for page, generate in pages.items():
+        text = page.read_text()
+        new = generate(text)
         if new != text:
-            print(f"{args.readme}: a generated table is stale: run python -m dsbench.tools.docs")
-            sys.exit(1)
-        return
-    args.readme.write_text(new)
-    print(f"{args.readme}: strategy, backbone and result tables written")
+            stale.append(page)
+            if not args.check:
+                page.write_text(new)
+    if args.check and stale:
+        names = ", ".join(map(str, stale))
+        print(f"{names}: a generated table is stale: run python -m dsbench.tools.docs")
+        sys.exit(1)
+    if not args.check:
+        print(f"{args.readme}, {PROTOCOL}: generated tables written")
 
 
 if __name__ == "__main__":

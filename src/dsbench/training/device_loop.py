@@ -80,6 +80,7 @@ def fit(
         record = EpochTime(time.perf_counter() - t_epoch, train_s, steps, steps * batch)
         fitted.epochs.append(record)
         fitted.losses.append(metrics[Metric.LOSS])
+        fitted.val_accuracy.append(metrics.get(Metric.VAL_ACCURACY, math.nan))
         lr = learning_rate((epoch + 1) * steps) if callable(learning_rate) else learning_rate
         log({**metrics, **record.metrics(), Metric.LR: float(lr)}, epoch + 1)  # step = epoch
         progress.update(epoch + 1, list(metrics.items()))

@@ -39,7 +39,17 @@ def learning_rate(trainer: TrainerConfig, steps_per_epoch: int) -> Any:
     if trainer.schedule == "constant" or (trainer.schedule == "step" and not trainer.milestones):
         return trainer.lr
     if trainer.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(trainer.lr, trainer.epochs * steps_per_epoch)
+        if not trainer.warmup_epochs:
+            return keras.optimizers.schedules.CosineDecay(
+                trainer.lr, trainer.epochs * steps_per_epoch
+            )
+        warmup = trainer.warmup_epochs * steps_per_epoch
+        return keras.optimizers.schedules.CosineDecay(  # one-cycle: 0 → lr → 0
+            0.0,
+            (trainer.epochs - trainer.warmup_epochs) * steps_per_epoch,
+            warmup_target=trainer.lr,
+            warmup_steps=warmup,
+        )
     boundaries = [m * steps_per_epoch for m in sorted(trainer.milestones)]
     values = [trainer.lr * trainer.gamma**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
@@ -102,6 +112,7 @@ class Clock(keras.callbacks.Callback):
         record = EpochTime(now - self._t_epoch, train_s, self.steps, self.train_images)
         self.fitted.epochs.append(record)
         self.fitted.losses.append(float((logs or {}).get(Metric.LOSS, math.nan)))
+        self.fitted.val_accuracy.append(float((logs or {}).get(Metric.VAL_ACCURACY, math.nan)))
 
 
 class EpochLogger(keras.callbacks.Callback):

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from dsbench.config import AUTO, TrainConfig, gpu_visible, sweep_layout, usable_cores, validate
+from dsbench.contract import DIRTY
 from dsbench.data.fetch import missing_files
 from dsbench.data.registry import DatasetInfo, get_info
 from dsbench.data.splits import check_sizes, prepared_anywhere
@@ -29,6 +30,7 @@ from dsbench.model.plan import (
     layer_rows,
     plan_from_config,
 )
+from dsbench.provenance import git_commit, short_commit
 from dsbench.tracking.recorder import in_sweep, run_name
 from dsbench.tracking.store import bound_retries, check_store
 
@@ -80,9 +82,21 @@ def make_job(cfg: DictConfig | TrainConfig, schema: type = TrainConfig, store: b
         machine_share(checked),
     )
     if store and checked.tracking.enabled and not checked.dry_run:
+        check_committed(checked, git_commit())
         bound_retries(checked.tracking.retry_seconds)
         check_store(checked.tracking.uri)  # down or unwritable: seconds, before the data
     return job
+
+
+def check_committed(cfg: TrainConfig, commit: str) -> None:
+    """A study's runs come from committed code: with tracking.allow_dirty=false (the study
+    presets), uncommitted changes to the code or configs stop the job before it trains."""
+    if commit.endswith(DIRTY) and not cfg.tracking.allow_dirty:
+        raise DsbenchError(
+            f"the code or configs have uncommitted changes ({short_commit(commit)}), and a "
+            "study's runs must come from a commit: commit them (git status), or add "
+            "tracking.allow_dirty=true (its runs are tagged as from a dirty tree)"
+        )
 
 
 def check_fits(cfg: TrainConfig, info: DatasetInfo) -> None:

@@ -16,8 +16,9 @@ from omegaconf import DictConfig
 
 from dsbench.cli import EXIT_BAD_INPUT
 from dsbench.errors import DsbenchError
+from dsbench.provenance import git_commit
 from dsbench.tracking.sweep import SweepAborted
-from dsbench.training.job import make_job
+from dsbench.training.job import check_committed, make_job
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 TRAIN = "train"  # the training app's config (conf/train.yaml); describe's sweeps train nothing
@@ -46,8 +47,11 @@ class CheckSweepJobs(Callback):
 
         name = config.hydra.job.config_name
         jobs = sweep_jobs(config) if name == TRAIN else None
+        commit = git_commit() if jobs else ""
         for overrides in jobs or []:
             try:
-                make_job(compose(name, overrides=overrides), store=False)
+                job = make_job(compose(name, overrides=overrides), store=False)
+                if not job.cfg.dry_run:
+                    check_committed(job.cfg, commit)
             except DsbenchError as e:
                 raise SweepAborted(str(e), EXIT_BAD_INPUT) from None

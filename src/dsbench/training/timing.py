@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from dsbench.config import TrainerConfig
 from dsbench.contract import Metric
+from dsbench.training.plateau import still_improving
 
 
 def steady_rate(rates: list[float]) -> float:
@@ -54,6 +55,7 @@ class Fitted:
     compile_seconds: float = math.nan
     epochs: list[EpochTime] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # the training loss of each epoch
+    val_accuracy: list[float] = field(default_factory=list)  # each epoch's, with validation
     stopped: bool = False  # training stopped early: a NaN loss, or early stopping
     best_epoch: int | None = None  # early stopping: the epoch whose weights were kept (1-based)
 
@@ -74,4 +76,7 @@ class Fitted:
         }
         if self.best_epoch is not None:
             out[Metric.BEST_EPOCH] = float(self.best_epoch)
+        improving = still_improving(self.val_accuracy)
+        if improving is not None:
+            out[Metric.STILL_IMPROVING] = float(improving)
         return out
