@@ -98,7 +98,7 @@ gpu-check:  ## the GPU path in minutes: JAX fast path vs the PyTorch bf16 loop, 
 bench-analysis:  ## analysis at scale: make analyze on 1k/3k/10k generated runs (sqlite, server, PostgreSQL; devtools/analysis_scale.py) → results/bench/analysis-scale.md
 	$(PY) -m devtools.analysis_scale $(ARGS)
 
-docs:  ## regenerate README's strategy table (from the code) and result table (from the headline study in results/); a test checks both
+docs:  ## regenerate the generated tables: README's strategies (code) and result (results/), docs/models.md's backbones, docs/protocol.md's capacity classes; tests check them
 	$(PY) -m dsbench.tools.docs
 
 ui:  ## MLflow UI on a study's runs, grouped by strategy (ARGS="experiments=<study>"; HOST=, PORT=)

@@ -41,6 +41,13 @@ def test_generated_tables_are_what_the_code_and_results_say() -> None:
     assert result_table() in README
 
 
+def test_the_backbone_table_in_the_models_page_is_what_the_configs_say() -> None:
+    from dsbench.tools.docs import MODELS, backbone_table, with_backbone_table
+
+    page = MODELS.read_text()
+    assert backbone_table() in page and with_backbone_table(page) == page
+
+
 def test_the_generated_table_changes_when_the_code_does() -> None:
     head, _, table = README.partition(BEGIN)
     stale = head + BEGIN + table.replace("| 34,826 | 4.88 |", "| 34,825 | 4.88 |", 1)
