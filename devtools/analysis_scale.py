@@ -2,7 +2,7 @@
 
 Fills tracking stores with runs shaped like the suite's (its own tags, its ~50 params, 7
 metrics per epoch, the final metrics, one sweep parent), through MLflow's client
-(`log_batch`), then times the whole `python -m dsbench.analyze` (tables in four formats,
+(`log_batch`), then times the whole `dsbench analyze` (tables in four formats,
 plots, dashboard) on each, in a fresh process, with its peak RSS:
 
     sqlite            the store file itself, at every size
@@ -45,7 +45,11 @@ from dsbench.tracking.recorder import job_tags, run_name
 EXPERIMENT = "scale"
 FILLED = "dsbench.filled"  # experiment tag: the number of runs, set once the fill completed
 HEADS = ("flatten", "gap")
-FINAL_METRICS = (*contract.FINAL_METRICS, *(shifted_accuracy(k) for k in range(5)))
+FINAL_METRICS = (
+    *contract.FINAL_METRICS,
+    Metric.STILL_IMPROVING,
+    *(shifted_accuracy(k) for k in range(5)),
+)
 
 
 def job(i: int, epochs: int) -> TrainConfig:
@@ -82,8 +86,26 @@ def run_metrics(i: int, cfg: TrainConfig, rng: np.random.Generator) -> list[Any]
         metrics += [entities.Metric(k, float(v), now, epoch) for k, v in values.items()]
     finals = {name: float(rng.uniform(0, 1)) for name in FINAL_METRICS}
     finals[Metric.TEST_ERROR] = 1 - plateau + rng.normal(0, 0.003)
+    finals[Metric.STILL_IMPROVING] = float(rng.uniform(0, 1) < 0.2)
     metrics += [entities.Metric(k, v, now, 0) for k, v in finals.items()]
     return metrics
+
+
+def split_inputs() -> list[Any]:
+    """The training, validation and test splits of MNIST as a real run logs them (MLflow
+    dataset inputs with a digest and the split's description as profile)."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    from dsbench.data.splits import CONTEXTS, SplitRecord
+    from dsbench.tracking.logged import split_dataset
+
+    inputs = []
+    for i, context in enumerate(CONTEXTS):
+        record = SplitRecord(context, 1000, f"{i:016x}", {"dataset": "mnist", "split": context})
+        dataset = split_dataset(record, "https://storage.googleapis.com/cvdf-datasets/mnist/")
+        tag = InputTag("mlflow.data.context", context)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [tag]))
+    return inputs
 
 
 def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
@@ -99,6 +121,7 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
         client.delete_experiment(found.experiment_id)
         client.rename_experiment(found.experiment_id, f"{EXPERIMENT}-interrupted-{time.time():.0f}")
     experiment = client.create_experiment(EXPERIMENT)
+    splits = split_inputs()
     parent = client.create_run(experiment, run_name="sweep scale", tags={Tag.ROLE: SWEEP_ROLE})
     parent_id = parent.info.run_id
 
@@ -110,6 +133,8 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
         params = [Param(k, str(v)) for k, v in flatten(cfg).items()]
         metrics = run_metrics(i, cfg, np.random.default_rng(i))
         client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=[RunTag("x", "y")])
+        # Its three splits as inputs, as a real run logs them (the same three for every run).
+        client.log_inputs(run.info.run_id, datasets=splits)
         client.set_terminated(run.info.run_id, "FINISHED")
 
     started = time.perf_counter()
@@ -123,12 +148,13 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
 
 
 def analyze_once(uri: str, out_dir: Path) -> tuple[float, float]:
-    """The whole `python -m dsbench.analyze` in a fresh process: (seconds, peak RSS MiB)."""
+    """The whole `dsbench analyze` in a fresh process: (seconds, peak RSS MiB)."""
     command = [
         sys.executable,
         "-m",
-        "dsbench.analyze",
-        f"experiment={EXPERIMENT}",
+        "dsbench",
+        "analyze",
+        f"tracking.experiment={EXPERIMENT}",
         f"tracking.uri={uri}",
         f"out_dir={out_dir}",
         "log_to_sweep=false",
@@ -269,7 +295,7 @@ def write(rows: list[dict[str, Any]], path: Path, command: str, epochs: int, plo
     )
     text = "\n".join(
         [
-            "# Analysis at scale: `python -m dsbench.analyze` on 1,000 to 10,000 runs",
+            "# Analysis at scale: `dsbench analyze` on 1,000 to 10,000 runs",
             "",
             produced_by(command, "mlflow", "pandas", "matplotlib", "sqlalchemy"),
             "",
@@ -280,7 +306,7 @@ def write(rows: list[dict[str, Any]], path: Path, command: str, epochs: int, plo
             f"N/{len(STRATEGIES) * len(HEADS)} seeds; the suite's tags and params; 7 metrics "
             f"per epoch over {epochs} epochs; the final metrics) under one sweep parent, filled "
             "with MLflow's client (`log_batch`). `analyze_s`: wall time of the whole "
-            "`python -m dsbench.analyze` in a fresh process (tables in four formats, four "
+            "`dsbench analyze` in a fresh process (tables in four formats, four "
             "plots, the dashboard; `log_to_sweep=false`), start-up included; `peak_rss_mib`: "
             "its peak resident memory. `growth`: analyze_s over the same store's smallest "
             "size (`runs_ratio` times more runs). `history_*_s`: reading every run's "

@@ -110,3 +110,19 @@ def test_table_equals_the_runs_read_one_by_one(store: str) -> None:
         assert table.loc[key, "seeds"] == len(errors)
         assert table.loc[key, "test_error_mean"] == pytest.approx(np.mean(errors))
         assert table.loc[key, "test_error_std"] == pytest.approx(np.std(errors, ddof=1))
+
+
+def test_the_runs_carry_their_splits_and_the_bench_analyzes_them(
+    store: str, tmp_path: Path
+) -> None:
+    """Like a real run: three dataset inputs (training, validation, test). And the bench's
+    own measurement, `dsbench analyze` in a fresh process, succeeds on the store."""
+    from devtools.analysis_scale import analyze_once
+
+    run_id = load_runs(store, EXPERIMENT)["run_id"].iloc[0]
+    inputs = MlflowClient(tracking_uri=store).get_run(run_id).inputs.dataset_inputs
+    contexts = sorted(t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context")
+    assert contexts == ["test", "training", "validation"]
+    seconds, rss = analyze_once(store, tmp_path / "out")
+    assert seconds > 0 and rss > 0
+    assert (tmp_path / "out" / "comparison.md").is_file()

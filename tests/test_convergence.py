@@ -52,6 +52,7 @@ def test_best_weights_are_restored(shared_data: Path) -> None:
     val_losses = [m[Metric.VAL_LOSS] for _, m in logged]
     assert len(val_losses) == 3 and [e for e, _ in logged] == [1, 2, 3]  # stopped after 3
     assert fitted.best_epoch == 1 and fitted.stopped and not fitted.diverged
+    assert fitted.val_accuracy == [m[Metric.VAL_ACCURACY] for _, m in logged]
     now = model.evaluate(splits.x_val, splits.y_val, verbose=0, return_dict=True)["loss"]
     assert now == pytest.approx(val_losses[0], rel=1e-4)  # epoch 1's weights, restored
     assert not np.isclose(val_losses[0], val_losses[-1])  # and they are not the last ones
@@ -61,6 +62,8 @@ def test_best_weights_are_restored(shared_data: Path) -> None:
 def test_run_logs_where_it_stopped(shared_data: Path, tmp_path: Path) -> None:
     (run,) = train(tmp_path, "trainer.epochs=6", *STOPPING, data=shared_data / "mnist").runs
     assert run.data.metrics[Metric.STOPPED_EPOCH] == 3 and run.data.metrics[Metric.BEST_EPOCH] == 1
+    # Early stopping ended it, but 3 epochs cannot show a plateau (training.plateau).
+    assert run.data.metrics[Metric.STILL_IMPROVING] == 1.0
     assert run.data.params["trainer.early_stopping_patience"] == "2"
 
 

@@ -71,6 +71,7 @@ def test_run_logs_every_metric_tag_param_and_artifact(mnist_epoch: tuple[str, Ru
     assert m[Metric.TEST_ERROR] == pytest.approx(1 - m[Metric.TEST_ACCURACY])
     assert m[Metric.COMPILE_SECONDS] >= 0 and m[Metric.TRAIN_IMAGES_PER_SEC] > 0
     assert m["lr"] == pytest.approx(1e-3)
+    assert m[Metric.STILL_IMPROVING] == 1.0  # one epoch shows no plateau
     # The shift metrics come from the same test set: unshifted they equal test_accuracy.
     assert m[shifted_accuracy(0)] == pytest.approx(m[Metric.TEST_ACCURACY], abs=1e-6)
     assert 0.1 < m[Metric.SHIFT_CONSISTENCY] <= 1  # above chance agreement of 10 classes

@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from dsbench import cli
-from dsbench.analysis.load import load_runs
+from dsbench.analysis.report import load_study
 from dsbench.config import compose_train, key_values, own_keys
 from dsbench.errors import DsbenchError
 from dsbench.studies import springenberg2015 as study
@@ -36,7 +36,8 @@ DEFAULT_STUDY = "experiments=springenberg2015"
 
 def study_runs(uri: str, experiment: str) -> pd.DataFrame:
     """The study's FINISHED and diverged runs (`study_frame`)."""
-    found = study.study_frame(load_runs(uri, experiment))
+    runs, _ = load_study(uri, experiment)  # with still_improving, from the curves if need be
+    found = study.study_frame(runs)
     if found.empty:
         raise DsbenchError(f"experiment {experiment!r} at {uri} has no Springenberg 2015 runs")
     return found

@@ -334,7 +334,7 @@ def reading(table: pd.DataFrame, runs: pd.DataFrame) -> str:
     """What the table can support, under it: the plateau, the smallest difference it could
     detect, the test set's own sampling error, and which code the runs came from."""
     return " ".join(
-        [_plateau(table), _detectable(table), _sampling(table, runs), _provenance(runs)]
+        [_plateau(table), _detectable(table), _sampling(table, runs), provenance_line(runs)]
     )
 
 
@@ -385,7 +385,17 @@ def _sampling(table: pd.DataFrame, runs: pd.DataFrame) -> str:
     )
 
 
-def _provenance(runs: pd.DataFrame) -> str:
+def improving_line(runs: pd.DataFrame) -> str:
+    """How many of `runs` were still improving at their end (training.plateau)."""
+    column = metric_column(Metric.STILL_IMPROVING)
+    known = runs[column].dropna() if column in runs else pd.Series(dtype=float)
+    if known.empty:
+        return "Whether the runs reached a plateau is not known (no validation split)."
+    return f"Still improving at the end: {int(known.sum())} of {len(known)} runs ({RULE})."
+
+
+def provenance_line(runs: pd.DataFrame) -> str:
+    """Which commits the runs came from, and how many had uncommitted changes."""
     column = tag_column(Tag.GIT_COMMIT)
     if column not in runs or runs[column].isna().all():
         return "Which code the runs came from was not recorded."
@@ -395,8 +405,8 @@ def _provenance(runs: pd.DataFrame) -> str:
     if not dirty:
         return f"All {len(commits)} runs came from committed code ({shown})."
     return (
-        f"{dirty} of {len(commits)} runs came from code with uncommitted changes (column "
-        f"uncommitted; {shown}): nobody can rerun exactly what they ran."
+        f"{dirty} of {len(commits)} runs came from code with uncommitted changes ({shown}): "
+        "nobody can rerun exactly what they ran."
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from dsbench.analysis.tables import improving_line, provenance_line
 from dsbench.config import TrainConfig, record_only
 from dsbench.contract import Metric, Tag, metric_column, tag_column
 from dsbench.data.registry import DATASETS
@@ -271,10 +272,12 @@ def verdict(dataset: str, model: str, errors: dict[str, float], std: float) -> s
 
 
 def report(study: pd.DataFrame) -> str:
-    """The whole study in Markdown, from `study_frame`'s rows."""
-    return to_markdown(
+    """The whole study in Markdown, from `study_frame`'s rows, then whether its runs were
+    still improving and which code they came from."""
+    text = to_markdown(
         selected(study), lr_grid(study), study[study["diverged"]], study[study["collapsed"]]
     )
+    return f"{text}\n{improving_line(study)} {provenance_line(study)}\n"
 
 
 def to_markdown(
