@@ -39,11 +39,14 @@ install:  ## install system packages (Debian), .venv with the pinned dependencie
 	$(PY) -m pip install -q --no-deps -r requirements-torch.lock  # PyTorch's CPU build
 	$(PY) -m pip install -q --no-deps -e .
 
+# The tests that train nothing run on every core (pytest-xdist); those that train run one at
+# a time, so each session-scoped training happens once and sweeps have the machine.
 test: lint  ## lint, then the whole test suite, what CI runs (~25 min on 2 cores)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow" -n auto
+	$(PY) -m pytest -m slow
 
-test-fast: lint  ## lint, then every test that trains nothing (the edit-test loop, ≤ 3 min)
-	$(PY) -m pytest -m "not slow"
+test-fast: lint  ## lint, then every test that trains nothing, on every core (the edit-test loop, ≤ 3 min)
+	$(PY) -m pytest -m "not slow" -n auto
 
 lint:  ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -126,7 +126,7 @@ def test_the_docs_row_is_generated(catpool: tuple[Edits, Path, Path]) -> None:
     """`python -m dsbench.tools.docs` would write this README: the new row, after the others."""
     readme = with_table(README.read_text())
     table = readme.split("<!-- strategies:begin -->", 1)[1].split("<!-- strategies:end -->")[0]
-    description = "max and avg pools over the window, side by side (2× channels)"
+    description = "max and avg pools side by side (2× channels)"
     # ResNet-20 refuses it: its 2C channels cannot be summed with the C of the main path.
     row = f"| `catpool` | {description} | 69,258 | 9.37 | – | – |"
     assert table.strip().splitlines()[-1] == row

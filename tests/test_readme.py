@@ -80,10 +80,10 @@ def test_result_table_is_the_whole_study() -> None:
     for name in set(STRATEGIES) - trained:
         assert f"`{name}`" in result_section.split("<!-- result:end -->")[1], name
     assert (table["seeds"] == 3).all()
-    for _, _, error, *_ in rows:
+    for _, _, _, error, *_ in rows:
         assert re.fullmatch(r"\d+\.\d\d ± \d+\.\d\d", error), error
     if "vs_max_diff" in table:
-        assert [r[3] for r in rows if r[0] == "`max`"] == ["ref.", "ref."]
+        assert [r[4] for r in rows if r[0] == "`max`"] == ["ref.", "ref."]
 
 
 def test_result_table_changes_when_the_results_do(tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def test_the_sweep_bench_runs_both_layouts(
         "images={convnet: 512}",
         "epochs=1",
         "repeats=1",
+        "overrides=['dataset.test_subset=500','evaluation.consistency_shift=0']",
         f"out_dir={tmp_path}",
         cwd=tmp_path,
     )

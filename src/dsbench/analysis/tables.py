@@ -80,7 +80,7 @@ UNITS = {
 DIFFERENCE_UNIT = "difference of test error fractions (×100: percentage points)"
 COUNTS = {  # column → (unit, title)
     "seeds": ("finished runs in the group", "seeds"),
-    "still_improving": (
+    Metric.STILL_IMPROVING: (
         "of the seeds, runs still improving at the end (training.plateau)",
         "still improving",
     ),
@@ -150,7 +150,7 @@ def comparison(runs: pd.DataFrame) -> pd.DataFrame:
     table["seeds"] = runs_of.size()
     improving = metric_column(Metric.STILL_IMPROVING)
     if improving in done:
-        table["still_improving"] = runs_of[improving].sum(min_count=1)
+        table[Metric.STILL_IMPROVING] = runs_of[improving].sum(min_count=1)
         table["plateau_known"] = runs_of[improving].count()
     commit = tag_column(Tag.GIT_COMMIT)
     if commit in done:
@@ -218,11 +218,11 @@ def display(table: pd.DataFrame, markup: Markup) -> pd.DataFrame:
     if "capacity" in table:
         out["class"] = table["capacity"].map(markup.text)
     out["seeds"] = table["seeds"].astype(int).astype(str)
-    if "still_improving" in table:
+    if Metric.STILL_IMPROVING in table:
         out[markup.text("still improving")] = [
             "–" if not known else f"{int(k)}/{int(known)}"
             for k, known in zip(
-                table["still_improving"].fillna(0), table["plateau_known"], strict=True
+                table[Metric.STILL_IMPROVING].fillna(0), table["plateau_known"], strict=True
             )
         ]
     for m, (title, scale, _) in shown.items():
@@ -339,10 +339,10 @@ def reading(table: pd.DataFrame, runs: pd.DataFrame) -> str:
 
 
 def _plateau(table: pd.DataFrame) -> str:
-    if "still_improving" not in table or not table["plateau_known"].sum():
+    if Metric.STILL_IMPROVING not in table or not table["plateau_known"].sum():
         return "Whether the runs reached a plateau is not known (no validation split)."
-    flagged = table[table["still_improving"] > 0]
-    runs = int(table["still_improving"].sum())
+    flagged = table[table[Metric.STILL_IMPROVING] > 0]
+    runs = int(table[Metric.STILL_IMPROVING].sum())
     known = int(table["plateau_known"].sum())
     if not runs:
         return f"None of the {known} runs was still improving at its end ({RULE})."

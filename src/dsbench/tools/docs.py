@@ -151,7 +151,7 @@ def result_table(csv: Path = RESULT) -> str:
             cells.append(table.apply(versus, axis=1))
             titles.append("still improving")
             aligns.append("---:")
-            improving = zip(table["still_improving"], table["plateau_known"], strict=True)
+            improving = zip(table[Metric.STILL_IMPROVING], table["plateau_known"], strict=True)
             cells.append(pd.Series([f"{k:.0f}/{n:.0f}" for k, n in improving], index=table.index))
     lines = ["| " + " | ".join(titles) + " |", "|" + "".join(f"{a}|" for a in aligns)]
     lines += ["| " + " | ".join(row) + " |" for row in zip(*cells, strict=True)]

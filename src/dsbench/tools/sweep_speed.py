@@ -70,6 +70,9 @@ class SweepSpeedConfig:
     epochs: int = 3
     repeats: int = 2  # rounds; each runs both layouts
     out_dir: str = "results/bench"
+    # More training overrides for every job (e.g. a smaller test set for a quick check); the
+    # report's command line names them.
+    overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in self.models:
@@ -97,6 +100,7 @@ def sweep_command(
         "trainer.verbose=0",
         f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
         f"hydra.sweep.dir={folder / 'sweep'}",
+        *bench.overrides,
         *layout,
     ]
 
