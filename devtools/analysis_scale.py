@@ -69,7 +69,7 @@ def run_metrics(i: int, cfg: TrainConfig, rng: np.random.Generator) -> list[Any]
 
     now = int(time.time() * 1000)
     group = list(STRATEGIES).index(cfg.downsample.name) * len(HEADS) + HEADS.index(cfg.head.name)
-    plateau = 0.90 + 0.004 * group
+    plateau = 0.90 + 0.003 * group  # below 0.99 for the 30 groups: an error stays in (0, 1)
     epochs = cfg.trainer.epochs
     metrics = []
     for epoch in range(1, epochs + 1):
