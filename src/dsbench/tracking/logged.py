@@ -1,6 +1,8 @@
 """What a run logs besides its metrics: its data as MLflow inputs, its trained model.
 
-Imported by `dsbench.tracking.recorder` when a run logs them (it imports MLflow).
+Imported by `dsbench.tracking.recorder` when a run logs them (it imports MLflow). MLflow's
+Keras flavour imports Keras and TensorFlow: only the model functions import it, so logging
+inputs (and a tool that only generates runs) stays light.
 """
 
 from __future__ import annotations
@@ -9,11 +11,9 @@ import json
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import mlflow.keras
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.models import infer_signature
 
 from dsbench.data.splits import SplitRecord
 
@@ -59,6 +59,9 @@ def requirements() -> list[str]:
 def log_keras_model(model: Any, example: Any) -> str:
     """Log `model` to the active run (Keras flavour, `.keras` file) with the input signature
     of `example` (a few images as the model takes them); returns its model id."""
+    import mlflow.keras
+    from mlflow.models import infer_signature
+
     signature = infer_signature(example, model.predict(example, verbose=0))
     info = mlflow.keras.log_model(
         model, name=MODEL_NAME, signature=signature, pip_requirements=requirements()
@@ -69,6 +72,8 @@ def log_keras_model(model: Any, example: Any) -> str:
 def load_model(model_uri: str) -> Any:
     """A logged model back as a Keras model (`models:/<model_id>` or
     `runs:/<run_id>/model`), with dsbench's own layers known to Keras."""
+    import mlflow.keras
+
     import dsbench.frameworks.keras_layers  # noqa: F401 (registers the layers with Keras)
 
     return mlflow.keras.load_model(model_uri)
