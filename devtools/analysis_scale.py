@@ -117,9 +117,9 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
     found = client.get_experiment_by_name(EXPERIMENT)
     if found is not None and found.tags.get(FILLED) == str(runs):
         return
-    if found is not None:  # an interrupted fill: start again
-        client.delete_experiment(found.experiment_id)
+    if found is not None:  # an interrupted fill: set aside (renamed, then deleted), start again
         client.rename_experiment(found.experiment_id, f"{EXPERIMENT}-interrupted-{time.time():.0f}")
+        client.delete_experiment(found.experiment_id)
     experiment = client.create_experiment(EXPERIMENT)
     splits = split_inputs()
     parent = client.create_run(experiment, run_name="sweep scale", tags={Tag.ROLE: SWEEP_ROLE})

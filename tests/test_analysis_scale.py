@@ -126,3 +126,13 @@ def test_the_runs_carry_their_splits_and_the_bench_analyzes_them(
     seconds, rss = analyze_once(store, tmp_path / "out")
     assert seconds > 0 and rss > 0
     assert (tmp_path / "out" / "comparison.md").is_file()
+
+
+def test_an_interrupted_fill_is_set_aside_and_filled_again(tmp_path: Path) -> None:
+    """A store whose fill stopped midway (its experiment without the filled tag) is filled
+    anew, not reused or failed on."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    client.create_run(client.create_experiment(EXPERIMENT))  # one run, then the fill stopped
+    fill(uri, GROUPS, 2, workers=1)
+    assert len(load_runs(uri, EXPERIMENT)) == GROUPS
