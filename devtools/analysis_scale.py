@@ -115,9 +115,12 @@ def fill(uri: str, runs: int, epochs: int, workers: int) -> None:
 
     client = MlflowClient(tracking_uri=uri)
     found = client.get_experiment_by_name(EXPERIMENT)
-    if found is not None and found.tags.get(FILLED) == str(runs):
+    active = found is not None and found.lifecycle_stage == "active"
+    if active and found.tags.get(FILLED) == str(runs):
         return
     if found is not None:  # an interrupted fill: set aside (renamed, then deleted), start again
+        if found.lifecycle_stage == "deleted":  # set aside by a fill that stopped there
+            client.restore_experiment(found.experiment_id)
         client.rename_experiment(found.experiment_id, f"{EXPERIMENT}-interrupted-{time.time():.0f}")
         client.delete_experiment(found.experiment_id)
     experiment = client.create_experiment(EXPERIMENT)

@@ -133,6 +133,11 @@ def test_an_interrupted_fill_is_set_aside_and_filled_again(tmp_path: Path) -> No
     anew, not reused or failed on."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    client.create_run(client.create_experiment(EXPERIMENT))  # one run, then the fill stopped
+    stopped = client.create_experiment(EXPERIMENT)
+    client.create_run(stopped)  # one run, then the fill stopped
+    fill(uri, GROUPS, 2, workers=1)
+    assert len(load_runs(uri, EXPERIMENT)) == GROUPS
+    # Stopped while setting it aside (deleted, not yet renamed): filled again too.
+    client.delete_experiment(client.get_experiment_by_name(EXPERIMENT).experiment_id)
     fill(uri, GROUPS, 2, workers=1)
     assert len(load_runs(uri, EXPERIMENT)) == GROUPS
