@@ -330,6 +330,9 @@ def terminal_summary(table: pd.DataFrame) -> str:
     )
 
 
+PLATEAU_UNKNOWN = "Whether the runs reached a plateau is not known (no validation split)."
+
+
 def reading(table: pd.DataFrame, runs: pd.DataFrame) -> str:
     """What the table can support, under it: the plateau, the smallest difference it could
     detect, the test set's own sampling error, and which code the runs came from."""
@@ -340,7 +343,7 @@ def reading(table: pd.DataFrame, runs: pd.DataFrame) -> str:
 
 def _plateau(table: pd.DataFrame) -> str:
     if Metric.STILL_IMPROVING not in table or not table["plateau_known"].sum():
-        return "Whether the runs reached a plateau is not known (no validation split)."
+        return PLATEAU_UNKNOWN
     flagged = table[table[Metric.STILL_IMPROVING] > 0]
     runs = int(table[Metric.STILL_IMPROVING].sum())
     known = int(table["plateau_known"].sum())
@@ -390,7 +393,7 @@ def improving_line(runs: pd.DataFrame) -> str:
     column = metric_column(Metric.STILL_IMPROVING)
     known = runs[column].dropna() if column in runs else pd.Series(dtype=float)
     if known.empty:
-        return "Whether the runs reached a plateau is not known (no validation split)."
+        return PLATEAU_UNKNOWN
     return f"Still improving at the end: {int(known.sum())} of {len(known)} runs ({RULE})."
 
 

@@ -82,7 +82,8 @@ def make_job(cfg: DictConfig | TrainConfig, schema: type = TrainConfig, store: b
         machine_share(checked),
     )
     if store and checked.tracking.enabled and not checked.dry_run:
-        check_committed(checked, git_commit())
+        if not checked.tracking.allow_dirty:  # asks git only where the answer matters
+            check_committed(checked, git_commit())
         bound_retries(checked.tracking.retry_seconds)
         check_store(checked.tracking.uri)  # down or unwritable: seconds, before the data
     return job
